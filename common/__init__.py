@@ -1,0 +1,1 @@
+"""What every deepbio task shares: trainer factory, generic classifier, data helpers, plots, reports."""

@@ -1,0 +1,85 @@
+"""Callbacks every task uses: best/last checkpoints, the run-info record, and predictions.csv."""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint
+
+log = logging.getLogger("deepbio")
+
+
+def best_and_last_checkpoint(monitor: str = "val_loss", mode: str = "min") -> ModelCheckpoint:
+    """Return a checkpoint callback keeping the best model by `monitor` plus last.ckpt for resuming."""
+    return ModelCheckpoint(
+        monitor=monitor,
+        mode=mode,
+        save_top_k=1,
+        save_last=True,
+        filename="best-{epoch:03d}-{" + monitor + ":.5f}",
+        auto_insert_metric_name=True,
+    )
+
+
+class RunInfo(L.Callback):
+    """Log and save (run_info.json) the device, precision and data source a run really used."""
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        """Record what this run uses, once, on the main process."""
+        datamodule = trainer.datamodule
+        info = {
+            "stage": getattr(stage, "value", stage),
+            "accelerator": type(trainer.accelerator).__name__.replace("Accelerator", "").lower(),
+            "devices": trainer.num_devices,
+            "nodes": trainer.num_nodes,
+            "strategy": type(trainer.strategy).__name__,
+            "precision": str(trainer.precision),
+            "channels_last": bool(getattr(pl_module, "channels_last", False)),
+            "torch_threads": torch.get_num_threads(),
+            "data_source": getattr(datamodule, "data_source", "given by the caller"),
+            "run_dir": trainer.log_dir,
+        }
+        if trainer.is_global_zero:
+            log.info("deepbio run: %s", ", ".join(f"{k}={v}" for k, v in info.items()))
+            print("deepbio run: " + ", ".join(f"{k}={v}" for k, v in info.items()), flush=True)
+            if trainer.log_dir:
+                Path(trainer.log_dir).mkdir(parents=True, exist_ok=True)
+                (Path(trainer.log_dir) / f"run_info_{info['stage']}.json").write_text(json.dumps(info, indent=2))
+
+
+class PredictionsCSV(BasePredictionWriter):
+    """Write predictions.csv into the run folder: an id column, one prob_<class> column per output, label.
+
+    The datamodule names the rows (`predict_ids`, `predict_id_column`); the model turns
+    probabilities into hard labels (`class_names`, `hard_labels`). Other tools read this file:
+    keep its columns stable.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(write_interval="epoch")
+
+    def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices) -> None:
+        """Gather every batch's probabilities and write them in the datamodule's row order."""
+        if not predictions:
+            return
+        probs = torch.cat([p.float().cpu() for p in predictions])
+        path = Path(trainer.log_dir or ".") / "predictions.csv"
+        write_predictions_csv(path, trainer.datamodule.predict_id_column, trainer.datamodule.predict_ids,
+                              pl_module.output_names, probs, pl_module.hard_labels(probs))
+        print(f"predictions written to {path}", flush=True)
+
+
+def write_predictions_csv(path: Path, id_column: str, ids: list[str], output_names: list[str],
+                          probs: torch.Tensor, labels: list[str]) -> Path:
+    """Write rows (id, prob_<output>..., label) to `path` and return it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([id_column, *[f"prob_{name}" for name in output_names], "label"])
+        for row_id, row, label in zip(ids, probs.tolist(), labels):
+            writer.writerow([row_id, *[f"{p:.6f}" for p in row], label])
+    return path

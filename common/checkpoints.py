@@ -1,0 +1,52 @@
+"""Checkpoints that rebuild themselves: networks remember their constructor arguments."""
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from common.errors import DataError
+
+
+def remember_init_args(cls: type) -> type:
+    """Class decorator: keep the constructor's arguments in `self.init_args` so a checkpoint can rebuild it."""
+    original = cls.__init__
+    signature = inspect.signature(original)
+
+    @functools.wraps(original)
+    def __init__(self, *args, **kwargs):
+        bound = signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        original(self, *args, **kwargs)
+        self.init_args = dict(list(bound.arguments.items())[1:])
+
+    cls.__init__ = __init__
+    return cls
+
+
+def module_spec(module: nn.Module) -> dict:
+    """Return {'class_path', 'init_args'} describing how to rebuild `module`."""
+    if not hasattr(module, "init_args"):
+        raise TypeError(f"{type(module).__name__} does not remember its arguments: decorate it with @remember_init_args")
+    return {"class_path": f"{type(module).__module__}.{type(module).__qualname__}", "init_args": module.init_args}
+
+
+def build_from_spec(spec: dict) -> nn.Module:
+    """Instantiate the module a `module_spec` describes."""
+    module_name, _, class_name = spec["class_path"].rpartition(".")
+    return getattr(importlib.import_module(module_name), class_name)(**spec["init_args"])
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """Load a checkpoint onto the CPU (so MPS/CUDA checkpoints open anywhere), with a clear error if unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"checkpoint {path} does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # torch raises many types for a damaged file
+        raise DataError(f"checkpoint {path} could not be read ({error.__class__.__name__}: {error})") from error

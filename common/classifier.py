@@ -1,0 +1,206 @@
+"""The one generic classifier LightningModule: binary, multi-label or multi-class, on any backbone."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics import MetricCollection
+from torchmetrics import classification as tm
+
+from common.checkpoints import build_from_spec, module_spec, read_checkpoint
+from common.errors import ConfigError
+from common.optim import make_optimizer
+
+Task = Literal["binary", "multilabel", "multiclass"]
+
+
+def output_count(task: str, n_classes: int) -> int:
+    """Return how many logits a task needs: 1 for binary, one per class otherwise."""
+    if task not in ("binary", "multilabel", "multiclass"):
+        raise ConfigError(f"unknown task {task!r}; choose binary, multilabel or multiclass")
+    return 1 if task == "binary" else n_classes
+
+
+def classification_metrics(task: str, n: int) -> MetricCollection:
+    """Return torchmetrics for a task: accuracy, balanced-accuracy parts, F1, AUROC and per-class recall."""
+    if task == "binary":
+        return MetricCollection({"acc": tm.BinaryAccuracy(), "recall": tm.BinaryRecall(),
+                                 "specificity": tm.BinarySpecificity(), "f1": tm.BinaryF1Score(),
+                                 "auroc": tm.BinaryAUROC(), "confusion": tm.BinaryConfusionMatrix()})
+    if task == "multilabel":
+        return MetricCollection({"acc": tm.MultilabelAccuracy(n), "recall": tm.MultilabelRecall(n),
+                                 "specificity": tm.MultilabelSpecificity(n), "f1": tm.MultilabelF1Score(n),
+                                 "auroc": tm.MultilabelAUROC(n),
+                                 "class_acc": tm.MultilabelAccuracy(n, average=None),
+                                 "confusion": tm.MultilabelConfusionMatrix(n)})
+    return MetricCollection({"acc": tm.MulticlassAccuracy(n, average="micro"),
+                             "bal_acc": tm.MulticlassAccuracy(n, average="macro"),
+                             "f1": tm.MulticlassF1Score(n, average="macro"), "auroc": tm.MulticlassAUROC(n),
+                             "class_recall": tm.MulticlassRecall(n, average=None),
+                             "confusion": tm.MulticlassConfusionMatrix(n)})
+
+
+class Classifier(L.LightningModule):
+    """A backbone (features) plus a linear head, trained for binary, multi-label or multi-class labels.
+
+    Batches are (x, y): y is float (N,) for binary, float (N, k) for multilabel, int64 (N,) for
+    multiclass. `backbone` must expose `out_features`; the head maps those to the task's logits.
+    class_weights: None, "balanced" (from the training labels) or one weight per class.
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        class_names: list[str],
+        task: Task = "binary",
+        class_weights: list[float] | Literal["balanced"] | None = None,
+        optimizer: Literal["adam", "adamw", "sgd", "rmsprop"] = "adam",
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        momentum: float = 0.9,
+        channels_last: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["backbone"])
+        if task == "binary" and len(class_names) != 2:
+            raise ConfigError(f"a binary task needs two class names (negative, positive), got {class_names}")
+        self.n_outputs = output_count(task, len(class_names))
+        if isinstance(class_weights, list) and len(class_weights) != len(class_names):
+            raise ConfigError(f"class_weights has {len(class_weights)} values for {len(class_names)} classes")
+        self.backbone = backbone
+        self.head = nn.Linear(backbone.out_features, self.n_outputs)
+        self.task = task
+        self.class_names = list(class_names)
+        self.channels_last = channels_last
+        self.register_buffer("loss_weights", self._fixed_loss_weights(class_weights), persistent=True)
+        n_metric_classes = 2 if task == "binary" else len(class_names)
+        self.val_metrics = classification_metrics(task, n_metric_classes)
+        self.test_metrics = classification_metrics(task, n_metric_classes)
+        self.last_metrics: dict[str, torch.Tensor] = {}
+
+    @property
+    def output_names(self) -> list[str]:
+        """Names of the model's outputs: the positive class for binary, every class otherwise."""
+        return self.class_names[1:] if self.task == "binary" else self.class_names
+
+    def _fixed_loss_weights(self, class_weights) -> torch.Tensor:
+        if class_weights is None or class_weights == "balanced":
+            return torch.ones(0)
+        weights = torch.tensor(class_weights, dtype=torch.float32)
+        # Binary BCE weighs the positive class relative to the negative one.
+        return weights[1:] / weights[0] if self.task == "binary" else weights
+
+    def setup(self, stage: str) -> None:
+        """Derive 'balanced' class weights from the datamodule's training labels."""
+        if self.hparams.class_weights == "balanced" and stage == "fit" and self.loss_weights.numel() == 0:
+            counts = torch.as_tensor(self.trainer.datamodule.train_label_counts(), dtype=torch.float32)
+            self.loss_weights = balanced_weights(self.task, counts).to(self.device)
+        if self.channels_last:
+            self.to(memory_format=torch.channels_last)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return logits, shape (N, n_outputs)."""
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.head(self.backbone(x))
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Return probabilities: sigmoid per output (binary, multilabel) or softmax (multiclass)."""
+        logits = logits.float()
+        return logits.softmax(-1) if self.task == "multiclass" else logits.sigmoid()
+
+    def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Return the task's loss: BCE-with-logits (binary, multilabel) or cross-entropy (multiclass)."""
+        logits = logits.float()
+        weights = self.loss_weights if self.loss_weights.numel() else None
+        if self.task == "multiclass":
+            return F.cross_entropy(logits, y, weight=weights)
+        return F.binary_cross_entropy_with_logits(logits, y.float().view_as(logits), pos_weight=weights)
+
+    def hard_labels(self, probs: torch.Tensor) -> list[str]:
+        """Return a class name per row; multilabel rows join present labels with '+' ('none' if empty)."""
+        if self.task == "multiclass":
+            return [self.class_names[i] for i in probs.argmax(-1).tolist()]
+        if self.task == "binary":
+            return [self.class_names[int(p >= 0.5)] for p in probs[:, 0].tolist()]
+        return ["+".join(n for n, p in zip(self.class_names, row) if p >= 0.5) or "none" for row in probs.tolist()]
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch[0], batch[1]
+        loss = self.loss(self(x), y)
+        self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(x))
+        return loss
+
+    def _evaluate(self, batch, metrics: MetricCollection, prefix: str) -> None:
+        x, y = batch[0], batch[1]
+        logits = self(x)
+        self.log(f"{prefix}_loss", self.loss(logits, y), on_epoch=True, prog_bar=True, batch_size=len(x),
+                 sync_dist=True)
+        probs = self.probabilities(logits)
+        target = y.long()
+        metrics.update(probs[:, 0] if self.task == "binary" else probs, target.view(-1) if self.task == "binary" else target)
+
+    def _log_epoch_metrics(self, metrics: MetricCollection, prefix: str) -> None:
+        values = metrics.compute()
+        metrics.reset()
+        if "recall" in values:  # binary and multilabel: balanced accuracy = mean of sensitivity and specificity
+            values["bal_acc"] = (values["recall"] + values["specificity"]) / 2
+        self.last_metrics = {f"{prefix}_{k}": v.detach().cpu() for k, v in values.items()}
+        per_class = values.pop("class_recall", values.pop("class_acc", None))
+        values.pop("confusion")
+        if per_class is not None:
+            values.update({f"{k}_{name}": v for name, v in zip(self.class_names, per_class)
+                           for k in ["recall" if self.task == "multiclass" else "acc"]})
+        self.log_dict({f"{prefix}_{k}": v.float() for k, v in values.items()}, prog_bar=False)
+
+    def validation_step(self, batch, batch_idx):
+        self._evaluate(batch, self.val_metrics, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch_metrics(self.val_metrics, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._evaluate(batch, self.test_metrics, "test")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch_metrics(self.test_metrics, "test")
+
+    def predict_step(self, batch, batch_idx):
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return self.probabilities(self(x))
+
+    def configure_optimizers(self):
+        return make_optimizer(self.parameters(), self.hparams.optimizer, self.hparams.lr,
+                              self.hparams.weight_decay, self.hparams.momentum)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["backbone_spec"] = module_spec(self.backbone)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # 'balanced' weights are derived from the training data, so the saved buffer decides its size.
+        self.loss_weights = checkpoint["state_dict"]["loss_weights"].to(self.loss_weights.device)
+
+
+def balanced_weights(task: str, counts: torch.Tensor) -> torch.Tensor:
+    """Return loss weights from label counts: n/(k*count) per class, or neg/pos per output for BCE.
+
+    counts: (k,) per class for multiclass; (2,) [negatives, positives] for binary;
+    (k, 2) [negatives, positives] per label for multilabel.
+    """
+    if task == "multiclass":
+        return counts.sum() / (len(counts) * counts.clamp(min=1))
+    counts = counts.view(-1, 2)
+    return counts[:, 0] / counts[:, 1].clamp(min=1)
+
+
+def load_classifier(path: str | Path) -> Classifier:
+    """Rebuild a Classifier (backbone included) from a checkpoint file, on the CPU."""
+    checkpoint = read_checkpoint(path)
+    model = Classifier(build_from_spec(checkpoint["backbone_spec"]), **checkpoint["hyper_parameters"])
+    model.on_load_checkpoint(checkpoint)
+    model.load_state_dict(checkpoint["state_dict"])
+    return model.eval()

@@ -1,0 +1,30 @@
+"""LightningCLI set up the deepbio way: our Trainer factory is the `trainer:` section of every YAML config."""
+from __future__ import annotations
+
+from lightning.pytorch.cli import LightningCLI
+
+from common.summary import summarize
+from common.trainer import build_trainer
+
+
+class DeepBioCLI(LightningCLI):
+    """`python -m <task> fit|validate|test|predict --config <yaml>`; constructor type hints are the config.
+
+    `links` pass values the datamodule knows (class names, task) to the model, as (source, target).
+    """
+
+    def __init__(self, model_class, datamodule_class, links: tuple[tuple[str, str], ...] = (), **kwargs) -> None:
+        self.links = links
+        kwargs.setdefault("seed_everything_default", 0)
+        kwargs.setdefault("save_config_kwargs", {"overwrite": True})
+        super().__init__(model_class, datamodule_class, trainer_class=build_trainer, **kwargs)
+
+    def add_arguments_to_parser(self, parser) -> None:
+        for source, target in self.links:
+            parser.link_arguments(source, target, apply_on="instantiate")
+
+    def before_fit(self) -> None:
+        """Print the keras-style summary of the model before training."""
+        input_shape = getattr(self.datamodule, "input_shape", None)
+        if input_shape and self.trainer.is_global_zero:
+            print(summarize(self.model, tuple(input_shape)), flush=True)

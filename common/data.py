@@ -1,0 +1,71 @@
+"""Data helpers shared by the tasks: whole-batch tensor loading and reproducible splits."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+
+class BatchTensors(Dataset):
+    """Tensors indexed together; a batch is fetched with one slice, not per sample.
+
+    DataLoader calls `__getitems__` with the whole list of batch indices, so no Python work is
+    done per sample. Works with Lightning's DistributedSampler under DDP.
+    """
+
+    def __init__(self, *tensors: torch.Tensor) -> None:
+        lengths = {len(t) for t in tensors}
+        if len(lengths) != 1:
+            raise ValueError(f"tensors of different lengths {sorted(lengths)} cannot be batched together")
+        self.tensors = tensors
+
+    def __len__(self) -> int:
+        return len(self.tensors[0])
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
+        return tuple(t[index] for t in self.tensors)
+
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, ...]:
+        index = torch.as_tensor(indices)
+        return tuple(t[index] for t in self.tensors)
+
+
+def keep_batch(batch):
+    """Collate function for BatchTensors: the batch is already stacked."""
+    return batch
+
+
+def batch_loader(dataset: BatchTensors, batch_size: int, shuffle: bool = False, drop_last: bool = False,
+                 num_workers: int = 0) -> DataLoader:
+    """Return a DataLoader that fetches each batch of a BatchTensors with one slice."""
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
+                      collate_fn=keep_batch, num_workers=num_workers)
+
+
+def random_split_indices(n: int, fractions: Sequence[float], seed: int = 0) -> list[np.ndarray]:
+    """Split range(n) at random into parts of the given fractions (the last part takes the rest)."""
+    order = np.random.default_rng(seed).permutation(n)
+    cuts = np.cumsum([round(f * n) for f in fractions[:-1]])
+    return [np.sort(part) for part in np.split(order, cuts)]
+
+
+def group_split_indices(groups: Sequence, fractions: Sequence[float], seed: int = 0) -> list[np.ndarray]:
+    """Split sample indices so that every group (scene, chromosome...) lands wholly in one part.
+
+    Groups are shuffled and assigned greedily until each part holds about its fraction of samples.
+    """
+    groups = np.asarray(groups)
+    unique, counts = np.unique(groups, return_counts=True)
+    order = np.random.default_rng(seed).permutation(len(unique))
+    targets = np.cumsum(fractions) * len(groups)
+    part_of_group = {}
+    filled, part = 0, 0
+    for g in order:
+        while part < len(fractions) - 1 and filled >= targets[part]:
+            part += 1
+        part_of_group[unique[g]] = part
+        filled += counts[g]
+    assignment = np.array([part_of_group[g] for g in groups])
+    return [np.flatnonzero(assignment == p) for p in range(len(fractions))]

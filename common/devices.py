@@ -1,0 +1,42 @@
+"""Pick the accelerator and the fastest safe precision for it."""
+from __future__ import annotations
+
+import torch
+
+from common.errors import ConfigError
+
+ACCELERATORS = ("auto", "cpu", "cuda", "gpu", "mps")
+
+
+def cpu_has_native_bf16() -> bool:
+    """Return True when this CPU multiplies bf16 in hardware (AVX512-BF16 or AMX)."""
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
+    avx512_bf16 = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
+    return bool(amx or avx512_bf16)
+
+
+def resolve_accelerator(accelerator: str = "auto") -> str:
+    """Return 'cuda', 'mps' or 'cpu' for a requested accelerator name."""
+    if accelerator not in ACCELERATORS:
+        raise ConfigError(f"unknown accelerator {accelerator!r}; choose one of {', '.join(ACCELERATORS)}")
+    if accelerator == "gpu":
+        return "cuda"
+    if accelerator != "auto":
+        return accelerator
+    if torch.cuda.is_available():
+        return "cuda"
+    if torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def resolve_precision(accelerator: str, precision: str = "auto", cpu_bf16: bool = False) -> str:
+    """Return the Lightning precision string for 'auto' (bf16 on CUDA, bf16 on CPU only where it pays)."""
+    if precision != "auto":
+        return precision
+    if accelerator == "cuda":
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    if accelerator == "cpu" and cpu_bf16 and cpu_has_native_bf16():
+        return "bf16-mixed"
+    # MPS autocast has shown wrong metrics and slow kernels; fp32 is the safe default there.
+    return "32-true"

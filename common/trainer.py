@@ -1,0 +1,86 @@
+"""The one Trainer factory: device and precision choice, checkpoints, loggers, progress bar, DDP pass-through."""
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback, TQDMProgressBar
+from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
+
+from common.callbacks import RunInfo, best_and_last_checkpoint
+from common.devices import resolve_accelerator, resolve_precision
+
+
+def default_loggers(save_dir: str, name: str) -> list[Logger]:
+    """Return a CSV logger, plus TensorBoard when it is installed; both write into one run folder."""
+    loggers: list[Logger] = [CSVLogger(save_dir, name=name)]
+    if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"):
+        loggers.append(TensorBoardLogger(save_dir, name=name, version=loggers[0].version))
+    return loggers
+
+
+def build_trainer(
+    max_epochs: int | None = 10,
+    max_steps: int = -1,
+    accelerator: str = "auto",
+    devices: int | str | list[int] = "auto",
+    num_nodes: int = 1,
+    strategy: str = "auto",
+    precision: str = "auto",
+    cpu_bf16: bool = False,
+    deterministic: bool | str | None = None,
+    default_root_dir: str = "runs",
+    run_name: str = "deepbio",
+    monitor: str = "val_loss",
+    mode: str = "min",
+    logger: bool = True,
+    enable_checkpointing: bool = True,
+    enable_progress_bar: bool = True,
+    progress_refresh_rate: int = 10,
+    log_every_n_steps: int = 10,
+    check_val_every_n_epoch: int = 1,
+    limit_train_batches: int | float | None = None,
+    limit_val_batches: int | float | None = None,
+    gradient_clip_val: float | None = None,
+    accumulate_grad_batches: int = 1,
+    callbacks: list[Callback] | None = None,
+    **trainer_kwargs: Any,
+) -> L.Trainer:
+    """Return a Lightning Trainer set up the deepbio way for CUDA, Apple MPS or CPU.
+
+    precision="auto" means bf16-mixed on CUDA, fp32 on MPS, and on CPU bf16-mixed only when
+    `cpu_bf16` is set (conv nets) and the CPU has native bf16; otherwise 32-true.
+    `devices`, `num_nodes` and `strategy` pass straight to Lightning, so `devices=2,
+    strategy="ddp"` runs distributed data parallel unchanged.
+    """
+    device_type = resolve_accelerator(accelerator)
+    all_callbacks: list[Callback] = [RunInfo()]
+    if enable_checkpointing:
+        all_callbacks.append(best_and_last_checkpoint(monitor, mode))
+    if enable_progress_bar:
+        all_callbacks.append(TQDMProgressBar(refresh_rate=progress_refresh_rate))
+    all_callbacks.extend(callbacks or [])
+    return L.Trainer(
+        accelerator=device_type,
+        devices=devices,
+        num_nodes=num_nodes,
+        strategy=strategy,
+        precision=resolve_precision(device_type, precision, cpu_bf16),
+        max_epochs=max_epochs,
+        max_steps=max_steps,
+        deterministic=deterministic,
+        default_root_dir=default_root_dir,
+        logger=default_loggers(default_root_dir, run_name) if logger else False,
+        enable_checkpointing=enable_checkpointing,
+        enable_progress_bar=enable_progress_bar,
+        enable_model_summary=False,
+        log_every_n_steps=log_every_n_steps,
+        check_val_every_n_epoch=check_val_every_n_epoch,
+        limit_train_batches=limit_train_batches,
+        limit_val_batches=limit_val_batches,
+        gradient_clip_val=gradient_clip_val,
+        accumulate_grad_batches=accumulate_grad_batches,
+        callbacks=all_callbacks,
+        **trainer_kwargs,
+    )

@@ -1,0 +1,25 @@
+"""Shared fixtures: the course's real data (required in CI, skipped with a reason elsewhere)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from common.paths import data_root
+
+# Two cores are all CI has; more threads than cores only adds contention.
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(scope="session")
+def course_data() -> Path:
+    """Return the real course data folder; fail in CI when it is missing, skip elsewhere."""
+    root = data_root()
+    if root is None or not root.is_dir():
+        message = "real course data not found: set DEEPBIO_DATA or place it at ../shared/data"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return root
