@@ -3,14 +3,11 @@ from __future__ import annotations
 
 import csv
 import json
-import logging
 from pathlib import Path
 
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint
-
-log = logging.getLogger("deepbio")
 
 
 def best_and_last_checkpoint(monitor: str = "val_loss", mode: str = "min") -> ModelCheckpoint:
@@ -43,12 +40,12 @@ class RunInfo(L.Callback):
             "data_source": getattr(datamodule, "data_source", "given by the caller"),
             "run_dir": trainer.log_dir,
         }
+        # trainer.log_dir is a collective under DDP: read it once, on every rank (above).
         if trainer.is_global_zero:
-            log.info("deepbio run: %s", ", ".join(f"{k}={v}" for k, v in info.items()))
             print("deepbio run: " + ", ".join(f"{k}={v}" for k, v in info.items()), flush=True)
-            if trainer.log_dir:
-                Path(trainer.log_dir).mkdir(parents=True, exist_ok=True)
-                (Path(trainer.log_dir) / f"run_info_{info['stage']}.json").write_text(json.dumps(info, indent=2))
+            if info["run_dir"]:
+                Path(info["run_dir"]).mkdir(parents=True, exist_ok=True)
+                (Path(info["run_dir"]) / f"run_info_{info['stage']}.json").write_text(json.dumps(info, indent=2))
 
 
 class PredictionsCSV(BasePredictionWriter):

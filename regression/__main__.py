@@ -1,0 +1,50 @@
+"""`python -m regression fit|validate|predict --config configs/regression/<experiment>.yaml`."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from common.cli import DeepBioCLI
+from regression.data import RegressionData
+from regression.experiment import summarize_fit
+from regression.model import DenseRegressor
+
+
+class RegressionCLI(DeepBioCLI):
+    """LightningCLI for the regression task; writes plots after fit and predictions.csv after predict."""
+
+    def after_fit(self) -> None:
+        """Reload the best checkpoint and write fit.png, training_curves.png and results.json."""
+        run_dir = self.trainer.log_dir  # a collective under DDP: every rank must ask
+        if not self.trainer.is_global_zero:
+            return
+        best = self.trainer.checkpoint_callback.best_model_path if self.trainer.checkpoint_callback else ""
+        model = DenseRegressor.load_from_checkpoint(best, map_location="cpu") if best else self.model.cpu()
+        results = summarize_fit(model, self.datamodule, run_dir)
+        print(f"results ({run_dir}): {results}", flush=True)
+
+    def after_predict(self) -> None:
+        """Write predictions.csv (x..., y_pred...) into the run folder."""
+        run_dir = self.trainer.log_dir  # a collective under DDP: every rank must ask
+        predictions = self.trainer.predict_loop.predictions
+        if not self.trainer.is_global_zero or not predictions:
+            return
+        y = torch.cat(predictions).float().numpy()
+        x = self.datamodule.predict_inputs()
+        header = [f"x{i}" if x.shape[1] > 1 else "x" for i in range(x.shape[1])]
+        header += [f"y_pred{i}" if y.shape[1] > 1 else "y_pred" for i in range(y.shape[1])]
+        path = Path(run_dir) / "predictions.csv"
+        np.savetxt(path, np.hstack([x, y]), delimiter=",", header=",".join(header), comments="", fmt="%.6g")
+        print(f"predictions written to {path}", flush=True)
+
+
+def main(args=None) -> None:
+    """Run the regression command line."""
+    RegressionCLI(DenseRegressor, RegressionData, args=args,
+                  links=(("data.n_inputs", "model.n_inputs"), ("data.n_outputs", "model.n_outputs")))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,170 @@
+"""RegressionData: x ~ U(low, high) (optionally with gaps), y = f(x); or x/y columns from a CSV file."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+
+from common.data import BatchTensors, batch_loader, random_split_indices
+from common.errors import ConfigError, DataError
+from regression.targets import apply_target
+
+
+def validate_xy(x, y, source: str = "data") -> tuple[np.ndarray, np.ndarray]:
+    """Return x, y as float32 arrays of shape (n, k); raise DataError for non-numeric, NaN, empty or mismatched data."""
+    arrays = []
+    for name, values in (("x", x), ("y", y)):
+        try:
+            array = np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError) as error:
+            raise DataError(f"{source}: {name} contains non-numeric values ({error})") from None
+        if array.ndim == 1:
+            array = array[:, None]
+        if array.ndim != 2 or len(array) == 0:
+            raise DataError(f"{source}: {name} must be a non-empty vector or table, got shape {array.shape}")
+        bad = ~np.isfinite(array)
+        if bad.any():
+            row = int(np.argwhere(bad)[0][0])
+            raise DataError(f"{source}: {name} has {int(bad.sum())} NaN or infinite value(s), first at row {row}")
+        arrays.append(array.astype(np.float32))
+    if len(arrays[0]) != len(arrays[1]):
+        raise DataError(f"{source}: x has {len(arrays[0])} rows but y has {len(arrays[1])}")
+    return arrays[0], arrays[1]
+
+
+def allowed_intervals(low: float, high: float, gaps: list[list[float]] | None) -> list[tuple[float, float]]:
+    """Return the sub-intervals of [low, high] left after removing the gaps; raise ConfigError if none is left."""
+    if not high > low:
+        raise ConfigError(f"empty range: low={low} must be below high={high}")
+    intervals = [(low, high)]
+    for gap in gaps or []:
+        if len(gap) != 2 or not gap[1] > gap[0]:
+            raise ConfigError(f"a gap must be [start, end] with end > start, got {gap}")
+        intervals = [piece for a, b in intervals
+                     for piece in ((a, min(b, gap[0])), (max(a, gap[1]), b)) if piece[1] > piece[0]]
+    if not intervals:
+        raise ConfigError(f"the gaps {gaps} leave nothing of [{low}, {high}] to sample from")
+    return intervals
+
+
+def sample_uniform(n: int, low: float, high: float, n_inputs: int = 1, gaps: list[list[float]] | None = None,
+                   seed: int = 0) -> np.ndarray:
+    """Return (n, n_inputs) float32 samples uniform on [low, high] minus the gaps."""
+    if n <= 0:
+        raise ConfigError(f"the number of samples must be positive, got {n}")
+    intervals = np.array(allowed_intervals(low, high, gaps))
+    lengths = intervals[:, 1] - intervals[:, 0]
+    rng = np.random.default_rng(seed)
+    which = rng.choice(len(intervals), size=(n, n_inputs), p=lengths / lengths.sum())
+    return (intervals[which, 0] + rng.random((n, n_inputs)) * lengths[which]).astype(np.float32)
+
+
+def read_xy_csv(path: str | Path, x_columns: list[str], y_columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Read the named x and y columns of a CSV file; errors name the file, line and column."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path} does not exist")
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in [*x_columns, *y_columns] if c not in (reader.fieldnames or [])]
+        if missing:
+            raise DataError(f"{path}: columns {missing} not found; the header has {reader.fieldnames}")
+        rows = []
+        for line, row in enumerate(reader, start=2):
+            try:
+                rows.append([float(row[c]) for c in [*x_columns, *y_columns]])
+            except (TypeError, ValueError):
+                bad = next(c for c in [*x_columns, *y_columns] if not _is_number(row[c]))
+                raise DataError(f"{path}, line {line}: column {bad!r} is not a number: {row[bad]!r}") from None
+    table = np.array(rows, dtype=np.float64).reshape(-1, len(x_columns) + len(y_columns))
+    return validate_xy(table[:, :len(x_columns)], table[:, len(x_columns):], str(path))
+
+
+def _is_number(text) -> bool:
+    try:
+        float(text)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+class RegressionData(L.LightningDataModule):
+    """Training and independently drawn validation data for learning y = f(x).
+
+    Course defaults: 50 samples of x ~ U(0, 100), f = sqrt. The gap experiment: train on
+    [0, 200] minus gaps [[80, 120]], validate on all of [0, 200]. With `csv_path`, x and y
+    columns come from a file instead, split at random by `val_fraction`.
+    Predictions run on the grid predict_low..predict_high (step predict_step) for one input.
+    """
+
+    def __init__(
+        self,
+        function: str = "sqrt",
+        n_train: int = 50,
+        n_val: int = 50,
+        low: float = 0.0,
+        high: float = 100.0,
+        gaps: list[list[float]] | None = None,
+        n_inputs: int = 1,
+        noise_sd: float = 0.0,
+        csv_path: str | None = None,
+        x_columns: list[str] | None = None,
+        y_columns: list[str] | None = None,
+        val_fraction: float = 0.2,
+        predict_low: float = 0.0,
+        predict_high: float = 250.0,
+        predict_step: float = 0.5,
+        batch_size: int = 32,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        if csv_path:
+            self.x_train, self.y_train, self.x_val, self.y_val = self._from_csv()
+            self.data_source = f"CSV file {csv_path}"
+        else:
+            self.x_train, self.y_train = self._draw(n_train, gaps, seed)
+            self.x_val, self.y_val = self._draw(n_val, None, seed + 1)
+            self.data_source = f"synthetic: y = {function}(x) on [{low}, {high}], gaps {gaps or 'none'}, seed {seed}"
+        self.n_inputs = self.x_train.shape[1]
+        self.n_outputs = self.y_train.shape[1]
+        self.input_shape = (self.n_inputs,)
+
+    def _draw(self, n: int, gaps, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        hp = self.hparams
+        x = sample_uniform(n, hp.low, hp.high, hp.n_inputs, gaps, seed)
+        y = apply_target(hp.function, x)
+        if hp.noise_sd:
+            y = y + np.random.default_rng(seed + 100).normal(0, hp.noise_sd, y.shape).astype(np.float32)
+        return validate_xy(x, y, f"function {hp.function!r}")
+
+    def _from_csv(self):
+        hp = self.hparams
+        if not hp.x_columns or not hp.y_columns:
+            raise ConfigError("csv_path needs x_columns and y_columns (lists of column names)")
+        x, y = read_xy_csv(hp.csv_path, hp.x_columns, hp.y_columns)
+        val, train = random_split_indices(len(x), [hp.val_fraction, 1 - hp.val_fraction], hp.seed)
+        if len(train) == 0 or len(val) == 0:
+            raise DataError(f"{hp.csv_path}: {len(x)} rows are too few to split into training and validation")
+        return x[train], y[train], x[val], y[val]
+
+    def predict_inputs(self) -> np.ndarray:
+        """Return the inputs predictions are made for: the course grid (one input) or the validation x."""
+        hp = self.hparams
+        if self.n_inputs != 1:
+            return self.x_val
+        return np.arange(hp.predict_low, hp.predict_high + hp.predict_step / 2, hp.predict_step,
+                         dtype=np.float32)[:, None]
+
+    def train_dataloader(self):
+        return batch_loader(BatchTensors(torch.from_numpy(self.x_train), torch.from_numpy(self.y_train)),
+                            self.hparams.batch_size, shuffle=True)
+
+    def val_dataloader(self):
+        return batch_loader(BatchTensors(torch.from_numpy(self.x_val), torch.from_numpy(self.y_val)), 4096)
+
+    def predict_dataloader(self):
+        return batch_loader(BatchTensors(torch.from_numpy(self.predict_inputs())), 4096)

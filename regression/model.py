@@ -1,0 +1,82 @@
+"""DenseRegressor: the course's dense network for y = f(x), trained with MSE and Adam."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import lightning as L
+import torch
+from torch import nn
+from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection
+
+from common.errors import ConfigError
+from common.optim import make_optimizer
+
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "elu": nn.ELU, "gelu": nn.GELU,
+               "softplus": nn.Softplus, "linear": nn.Identity}
+
+
+def activation_layer(name: str) -> nn.Module:
+    """Return a fresh activation layer by its keras name; raise ConfigError for an unknown one."""
+    if name not in ACTIVATIONS:
+        raise ConfigError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}")
+    return ACTIVATIONS[name]()
+
+
+def dense_stack(n_inputs: int, hidden: list[int], n_outputs: int, activation: str,
+                output_activation: str) -> nn.Sequential:
+    """Return Linear+activation layers n_inputs -> hidden... -> n_outputs (keras Dense layers in order)."""
+    if any(w <= 0 for w in [n_inputs, n_outputs, *hidden]):
+        raise ConfigError(f"layer widths must be positive: inputs {n_inputs}, hidden {hidden}, outputs {n_outputs}")
+    layers: list[nn.Module] = []
+    widths = [n_inputs, *hidden]
+    for width_in, width_out in zip(widths, widths[1:]):
+        layers += [nn.Linear(width_in, width_out), activation_layer(activation)]
+    layers += [nn.Linear(widths[-1], n_outputs), activation_layer(output_activation)]
+    return nn.Sequential(*layers)
+
+
+class DenseRegressor(L.LightningModule):
+    """Dense net for regression; course: 1 -> 100 relu -> 120 relu -> 1 linear (12,441 parameters)."""
+
+    def __init__(
+        self,
+        n_inputs: int = 1,
+        n_outputs: int = 1,
+        hidden: Sequence[int] = (100, 120),
+        activation: str = "relu",
+        output_activation: str = "linear",
+        optimizer: str = "adam",
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = dense_stack(n_inputs, list(hidden), n_outputs, activation, output_activation)
+        self.val_metrics = MetricCollection({"mse": MeanSquaredError(), "mae": MeanAbsoluteError()}, prefix="val_")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return predictions (N, n_outputs) for inputs (N, n_inputs)."""
+        return self.net(x)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = nn.functional.mse_loss(self(x).float(), y)
+        self.log("train_mse", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(x))
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        prediction = self(x).float()
+        self.log("val_loss", nn.functional.mse_loss(prediction, y), prog_bar=True, batch_size=len(x),
+                 sync_dist=True)
+        self.val_metrics.update(prediction, y)
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_dict(self.val_metrics.compute(), prog_bar=True)
+        self.val_metrics.reset()
+
+    def predict_step(self, batch, batch_idx):
+        return self(batch[0])
+
+    def configure_optimizers(self):
+        return make_optimizer(self.parameters(), self.hparams.optimizer, self.hparams.lr, self.hparams.weight_decay)

@@ -1,0 +1,54 @@
+"""Bad input gives a clear error naming the problem, never a traceback from deep inside torch."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from common.errors import ConfigError, DataError
+from regression import DenseRegressor, RegressionData, validate_xy
+
+
+def test_non_numeric_values_are_named():
+    with pytest.raises(DataError, match="x contains non-numeric"):
+        validate_xy(["1", "two", "3"], [1, 2, 3])
+
+
+def test_nan_values_report_the_row():
+    with pytest.raises(DataError, match="NaN or infinite value.*row 1"):
+        validate_xy([1.0, 2.0, 3.0], [1.0, np.nan, 3.0])
+
+
+def test_mismatched_lengths():
+    with pytest.raises(DataError, match="x has 3 rows but y has 2"):
+        validate_xy([1, 2, 3], [1, 2])
+
+
+def test_empty_range_and_gaps_covering_everything():
+    with pytest.raises(ConfigError, match="empty range"):
+        RegressionData(low=5.0, high=5.0)
+    with pytest.raises(ConfigError, match="leave nothing"):
+        RegressionData(low=0.0, high=10.0, gaps=[[-1.0, 11.0]])
+
+
+def test_unknown_activation_and_function():
+    with pytest.raises(ConfigError, match="unknown activation 'relux'.*relu"):
+        DenseRegressor(activation="relux")
+    with pytest.raises(ConfigError, match="unknown target function 'sqroot'"):
+        RegressionData(function="sqroot")
+
+
+def test_csv_with_a_bad_cell_names_file_line_and_column(tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_text("dose,response\n1,2\n2,abc\n")
+    with pytest.raises(DataError, match=r"data.csv, line 3: column 'response' is not a number: 'abc'"):
+        RegressionData(csv_path=str(path), x_columns=["dose"], y_columns=["response"])
+    with pytest.raises(DataError, match=r"columns \['weight'\] not found"):
+        RegressionData(csv_path=str(path), x_columns=["weight"], y_columns=["response"])
+
+
+def test_csv_data_is_read_and_split(tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_text("dose,response\n" + "".join(f"{i},{i ** 0.5}\n" for i in range(100)))
+    data = RegressionData(csv_path=str(path), x_columns=["dose"], y_columns=["response"], val_fraction=0.2)
+    assert len(data.x_train) == 80 and len(data.x_val) == 20
+    assert "data.csv" in data.data_source

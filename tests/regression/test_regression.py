@@ -1,0 +1,114 @@
+"""Regression task: real (tiny) training runs asserting outcomes."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import lightning as L
+
+from common.seeding import seed_everything
+from common.summary import count_parameters, summarize
+from common.trainer import build_trainer
+from regression import DenseRegressor, RegressionData, fit_linear, predict_array
+from regression.evaluate import compare_in_range
+
+
+def quiet_trainer(tmp_path, **kwargs):
+    kwargs.setdefault("monitor", "val_mse")
+    return build_trainer(default_root_dir=str(tmp_path), enable_progress_bar=False, accelerator="cpu", **kwargs)
+
+
+def test_course_network_has_12441_parameters_and_small_variant_261():
+    assert count_parameters(DenseRegressor()) == 12_441
+    assert count_parameters(DenseRegressor(hidden=[10, 20])) == 261
+    table = summarize(DenseRegressor(), (1,))
+    assert "Total params: 12,441" in table and "(None, 120)" in table
+
+
+def test_gap_experiment_net_beats_linear_inside_the_gap(tmp_path):
+    seed_everything(0)
+    data = RegressionData(n_train=5000, n_val=2000, high=200.0, gaps=[[80.0, 120.0]])
+    assert not ((data.x_train > 80) & (data.x_train < 120)).any(), "training data must avoid the gap"
+    assert ((data.x_val > 80) & (data.x_val < 120)).any(), "validation must cover the gap"
+    model = DenseRegressor()
+    quiet_trainer(tmp_path, max_epochs=6).fit(model, data)
+    result = compare_in_range(model, fit_linear(data.x_train, data.y_train), data.x_val, data.y_val, 80, 120)
+    assert result["n"] > 100
+    assert result["net_mse"] < 0.75 * result["linear_mse"]
+
+
+class RecordPredictions(L.Callback):
+    """Keep the model's predictions on fixed inputs after every validation epoch."""
+
+    def __init__(self, x):
+        self.x, self.by_epoch = x, {}
+
+    def on_validation_epoch_end(self, trainer, pl_module):
+        if not trainer.sanity_checking:
+            self.by_epoch[trainer.current_epoch] = predict_array(pl_module, self.x)
+
+
+def test_best_checkpoint_has_lowest_val_mse_and_reloads_to_same_predictions(tmp_path):
+    seed_everything(1)
+    data = RegressionData(n_train=200, n_val=100)
+    recorder = RecordPredictions(data.x_val)
+    trainer = quiet_trainer(tmp_path, max_epochs=8, callbacks=[recorder], log_every_n_steps=1)
+    trainer.fit(DenseRegressor(lr=0.01), data)
+    checkpoint = trainer.checkpoint_callback
+    history = {e: float(np.mean((p - data.y_val) ** 2)) for e, p in recorder.by_epoch.items()}
+    best_epoch = min(history, key=history.get)
+    assert f"epoch={best_epoch:03d}" in checkpoint.best_model_path
+    assert float(checkpoint.best_model_score) == pytest.approx(history[best_epoch], rel=1e-4)
+    reloaded = DenseRegressor.load_from_checkpoint(checkpoint.best_model_path, map_location="cpu")
+    np.testing.assert_allclose(predict_array(reloaded, data.x_val), recorder.by_epoch[best_epoch], rtol=1e-6)
+    assert (tmp_path / "deepbio" / "version_0" / "checkpoints" / "last.ckpt").is_file()
+
+
+def _train_weights(tmp_path, seed):
+    seed_everything(seed)
+    data = RegressionData(n_train=300, n_val=50, seed=seed)
+    model = DenseRegressor()
+    quiet_trainer(tmp_path, max_epochs=2, deterministic=True).fit(model, data)
+    return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+def test_same_seed_gives_identical_weights(tmp_path):
+    first = _train_weights(tmp_path / "a", 3)
+    second = _train_weights(tmp_path / "b", 3)
+    other = _train_weights(tmp_path / "c", 4)
+    assert torch.equal(first, second)
+    assert not torch.equal(first, other)
+
+
+def test_interrupted_run_resumes_from_last_ckpt_with_same_step_count(tmp_path):
+    data = RegressionData(n_train=320, n_val=50)
+    seed_everything(0)
+    full = quiet_trainer(tmp_path / "full", max_epochs=5)
+    full.fit(DenseRegressor(), data)
+    seed_everything(0)
+    interrupted = quiet_trainer(tmp_path / "resumed", max_epochs=2)
+    interrupted.fit(DenseRegressor(), data)
+    assert interrupted.global_step == 2 * 10
+    last = tmp_path / "resumed" / "deepbio" / "version_0" / "checkpoints" / "last.ckpt"
+    resumed = quiet_trainer(tmp_path / "resumed", max_epochs=5)
+    resumed.fit(DenseRegressor(), data, ckpt_path=str(last))
+    assert resumed.global_step == full.global_step == 5 * 10
+    assert resumed.current_epoch == full.current_epoch
+
+
+def test_linear_fit_recovers_a_line_exactly():
+    x = np.linspace(0, 10, 50)[:, None]
+    fit = fit_linear(x, 3 * x - 2)
+    np.testing.assert_allclose(fit.coef, [[3.0]], atol=1e-9)
+    np.testing.assert_allclose(fit.intercept, [-2.0], atol=1e-9)
+
+
+def test_multi_input_multi_output_data_trains(tmp_path):
+    seed_everything(0)
+    data = RegressionData(function="course_multi", n_inputs=5, n_train=1000, n_val=200, high=10.0)
+    assert data.x_train.shape == (1000, 5) and data.y_train.shape == (1000, 3)
+    model = DenseRegressor(n_inputs=5, n_outputs=3)
+    before = float(np.mean((predict_array(model, data.x_val) - data.y_val) ** 2))
+    quiet_trainer(tmp_path, max_epochs=5).fit(model, data)
+    after = float(np.mean((predict_array(model, data.x_val) - data.y_val) ** 2))
+    assert after < before / 10
