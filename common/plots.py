@@ -38,11 +38,17 @@ def plot_training_curves(metrics_csv: str | Path, path: str | Path, metrics: lis
     names = metrics or sorted({k.split("_", 1)[1] for k in series if k.startswith("val_")})
     fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.2), squeeze=False)
     for ax, name in zip(axes[0], names):
-        for split, style in (("train", "-o"), ("val", "-s")):
+        plotted = []
+        for split, marker in (("train", "o"), ("val", "s")):
             key = next((k for k in (f"{split}_{name}_epoch", f"{split}_{name}") if k in series), None)
             if key:
                 epochs, values = zip(*series[key])
-                ax.plot(np.asarray(epochs) + 1, values, style, ms=3, label=split)
+                ax.plot(np.asarray(epochs) + 1, values, "-", marker=marker if len(values) <= 40 else None, ms=3,
+                        label=split)
+                plotted += values
+        # Losses often fall by orders of magnitude: a log axis keeps the late epochs readable.
+        if plotted and min(plotted) > 0 and max(plotted) / min(plotted) > 100:
+            ax.set_yscale("log")
         ax.set_xlabel("epoch")
         ax.set_title(name)
         ax.legend()
