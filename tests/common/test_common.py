@@ -1,0 +1,74 @@
+"""Shared helpers: splits, batching, devices, summaries, plots, reports, data location."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from common.data import BatchTensors, batch_loader, group_split_indices, random_split_indices
+from common.devices import resolve_accelerator, resolve_precision
+from common.errors import ConfigError, DataError
+from common.paths import course_data, data_root
+from common.plots import plot_confusion, plot_training_curves
+from common.report import Section, write_report
+from common.summary import summarize
+
+
+def test_group_split_keeps_every_group_in_one_part():
+    groups = np.repeat(np.arange(100), np.random.default_rng(0).integers(1, 6, 100))
+    parts = group_split_indices(groups, [0.7, 0.15, 0.15], seed=1)
+    assert sum(len(p) for p in parts) == len(groups)
+    seen = [set(groups[p]) for p in parts]
+    assert not (seen[0] & seen[1] or seen[0] & seen[2] or seen[1] & seen[2])
+    assert abs(len(parts[0]) / len(groups) - 0.7) < 0.05
+
+
+def test_random_split_is_a_partition():
+    parts = random_split_indices(103, [0.2, 0.8], seed=0)
+    assert sorted(np.concatenate(parts).tolist()) == list(range(103))
+    assert len(parts[0]) == 21
+
+
+def test_batch_loader_fetches_whole_batches_in_order():
+    x, y = torch.arange(10).float()[:, None], torch.arange(10)
+    batches = list(batch_loader(BatchTensors(x, y), 4))
+    assert [len(b[0]) for b in batches] == [4, 4, 2]
+    assert batches[1][1].tolist() == [4, 5, 6, 7]
+    with pytest.raises(ValueError, match="different lengths"):
+        BatchTensors(x, y[:5])
+
+
+def test_device_and_precision_choice():
+    assert resolve_accelerator("cpu") == "cpu"
+    assert resolve_accelerator("gpu") == "cuda"
+    with pytest.raises(ConfigError, match="unknown accelerator"):
+        resolve_accelerator("tpu9")
+    assert resolve_precision("cpu", "auto", cpu_bf16=False) == "32-true"
+    assert resolve_precision("mps", "auto") == "32-true"
+    assert resolve_precision("cpu", "16-mixed") == "16-mixed"
+
+
+def test_keras_style_summary_lists_shapes_and_counts():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 8 * 8, 2))
+    table = summarize(model, (3, 10, 10))
+    assert "(None, 4, 8, 8)" in table and "(None, 2)" in table
+    assert f"Total params: {sum(p.numel() for p in model.parameters()):,}" in table
+
+
+def test_plots_and_report_are_written(tmp_path):
+    metrics = tmp_path / "metrics.csv"
+    metrics.write_text("epoch,step,train_loss,val_loss\n0,5,1.0,\n0,5,,0.9\n1,10,0.5,\n1,10,,0.6\n")
+    curves = plot_training_curves(metrics, tmp_path / "curves.png")
+    confusion = plot_confusion(np.array([[5, 1], [2, 7]]), ["a", "b"], tmp_path / "cm.png")
+    assert curves.stat().st_size > 1000 and confusion.stat().st_size > 1000
+    page = write_report([Section("Demo", "text <b>", {"acc": 0.5}, [curves])], tmp_path / "report.html")
+    content = page.read_text()
+    assert "data:image/png;base64," in content and "text &lt;b&gt;" in content and "0.5" in content
+
+
+def test_data_location_from_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEEPBIO_DATA", str(tmp_path))
+    assert data_root() == tmp_path.resolve()
+    with pytest.raises(DataError, match="does not hold the course's 'ChIP/SOX17.fa'"):
+        course_data("ChIP/SOX17.fa")
