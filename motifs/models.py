@@ -1,0 +1,73 @@
+"""Backbones for one-hot DNA (N, 4, L): the course's motif CNN and a multi-kernel variant; the Classifier adds the head."""
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+from common.checkpoints import remember_init_args
+
+ACTIVATIONS = {"linear": nn.Identity, "relu": nn.ReLU}
+
+
+def dense_block(in_features: int, units: int, activation: str, dropout: float) -> nn.Sequential:
+    """Return Flatten -> Dense(units) -> activation -> Dropout, the course's layers before the output."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(in_features, units), ACTIVATIONS[activation](), nn.Dropout(dropout))
+
+
+def conv_relu_pool(in_channels: int, filters: int, kernel_size: int) -> nn.Sequential:
+    """Return Conv1d ('valid', as keras) -> ReLU -> MaxPool(2)."""
+    return nn.Sequential(nn.Conv1d(in_channels, filters, kernel_size), nn.ReLU(), nn.MaxPool1d(2))
+
+
+@remember_init_args
+class CourseCNN(nn.Module):
+    """The course's motif CNN: Conv1d 20@5 relu maxpool2, Conv1d 64@5 relu maxpool2, Flatten (3,008), Dense 100, Dropout.
+
+    The keras original (modelCNNTF.h5) has no activation on Dense(100): `dense_activation`
+    "linear" is exact, "relu" an option. Output features: `dense` (the Classifier adds the head).
+    """
+
+    def __init__(self, length: int = 200, filters: tuple[int, int] = (20, 64), kernel_size: int = 5, dense: int = 100,
+                 dropout: float = 0.3, dense_activation: Literal["linear", "relu"] = "linear") -> None:
+        super().__init__()
+        self.features = nn.Sequential(conv_relu_pool(4, filters[0], kernel_size),
+                                      conv_relu_pool(filters[0], filters[1], kernel_size))
+        positions = ((length - kernel_size + 1) // 2 - kernel_size + 1) // 2
+        self.flat_features = positions * filters[1]
+        self.dense = dense_block(self.flat_features, dense, dense_activation, dropout)
+        self.out_features = dense
+
+    @property
+    def first_layer(self) -> nn.Conv1d:
+        """The first convolution, whose filters scan the DNA directly."""
+        return self.features[0][0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return features (N, dense) of one-hot DNA (N, 4, L)."""
+        return self.dense(self.features(x))
+
+
+@remember_init_args
+class MultiKernelCNN(nn.Module):
+    """Parallel first convolutions of several widths, concatenated (the course's functional-API idea), then the course stack.
+
+    Each width k gets `filters_per_kernel` filters with 'same' padding, so the branches line up;
+    then ReLU, MaxPool(2), Conv1d 64@5 relu maxpool2, Flatten, Dense, Dropout.
+    """
+
+    def __init__(self, length: int = 200, kernel_sizes: tuple[int, ...] = (5, 9, 15), filters_per_kernel: int = 16,
+                 second_filters: int = 64, dense: int = 100, dropout: float = 0.3,
+                 dense_activation: Literal["linear", "relu"] = "relu") -> None:
+        super().__init__()
+        self.branches = nn.ModuleList(nn.Conv1d(4, filters_per_kernel, k, padding=k // 2) for k in kernel_sizes)
+        width = filters_per_kernel * len(kernel_sizes)
+        self.features = nn.Sequential(nn.ReLU(), nn.MaxPool1d(2), conv_relu_pool(width, second_filters, 5))
+        self.flat_features = ((length // 2 - 4) // 2) * second_filters
+        self.dense = dense_block(self.flat_features, dense, dense_activation, dropout)
+        self.out_features = dense
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return features (N, dense) of one-hot DNA (N, 4, L)."""
+        return self.dense(self.features(torch.cat([branch(x) for branch in self.branches], dim=1)))
