@@ -1,0 +1,173 @@
+"""The course's convolutional autoencoder (and its denoising and bottleneck variants) as a LightningModule."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics import MeanSquaredError, MetricCollection
+from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
+
+from common.errors import ConfigError
+from common.optim import make_optimizer
+from rickmorty.noise import NOISE_KINDS, NoiseKind, add_noise
+
+
+def reconstruction_metrics(prefix: str) -> MetricCollection:
+    """Return MSE, PSNR and SSIM for images in [0, 1]."""
+    return MetricCollection({"mse": MeanSquaredError(), "psnr": PeakSignalNoiseRatio(data_range=1.0),
+                             "ssim": StructuralSimilarityIndexMeasure(data_range=1.0)}, prefix=prefix)
+
+
+def course_layers(filters: Sequence[int], k: int) -> tuple[nn.Sequential, nn.Sequential]:
+    """Return (encoder, decoder) as the course: 'valid' convolutions down, transposed convolutions back up.
+
+    Nothing is pooled, so the code (64 x 78 x 148 for 90 x 160 frames) is larger than the image.
+    """
+    encoder, decoder = [], []
+    for c_in, c_out in zip([3, *filters], filters):
+        encoder += [nn.Conv2d(c_in, c_out, k), nn.ReLU()]
+    up = list(reversed(filters))
+    for c_in, c_out in zip([up[0], *up], up):
+        decoder += [nn.ConvTranspose2d(c_in, c_out, k), nn.ReLU()]
+    decoder.append(nn.Conv2d(filters[0], 3, k, padding=k // 2))
+    return nn.Sequential(*encoder), nn.Sequential(*decoder)
+
+
+def bottleneck_layers(filters: Sequence[int], k: int, code_channels: int,
+                      image_size: tuple[int, int]) -> tuple[nn.Sequential, nn.Sequential]:
+    """Return (encoder, decoder) that halve the image per level (max-pool) down to `code_channels` maps.
+
+    The decoder upsamples back to the exact size of each level, so odd frame sizes come back whole.
+    """
+    sizes = [tuple(image_size)]
+    for _ in filters:
+        sizes.append(tuple((n + 1) // 2 for n in sizes[-1]))  # MaxPool2d(2, ceil_mode=True)
+    encoder = []
+    for c_in, c_out in zip([3, *filters], filters):
+        encoder += [nn.Conv2d(c_in, c_out, k, padding=k // 2), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True)]
+    encoder += [nn.Conv2d(filters[-1], code_channels, 1), nn.ReLU()]
+    decoder = []
+    up = list(reversed(filters))
+    for c_in, c_out, size in zip([code_channels, *up], up, reversed(sizes[:-1])):
+        decoder += [nn.Upsample(size=size), nn.ConvTranspose2d(c_in, c_out, k, padding=k // 2), nn.ReLU()]
+    decoder.append(nn.Conv2d(filters[0], 3, k, padding=k // 2))
+    return nn.Sequential(*encoder), nn.Sequential(*decoder)
+
+
+class ConvAutoencoder(L.LightningModule):
+    """Convolutional autoencoder for RGB frames in [0, 1], shape (N, 3, H, W); trained with BCE, MSE reported.
+
+    Default: the course's network exactly (Conv 20@5, 20@5, 64@5 relu; ConvTranspose 64@5, 20@5,
+    20@5 relu; Conv 3@5 'same' + sigmoid; 189,611 parameters). `bottleneck=True` pools the
+    encoder so the code is really compressed (see `compression_ratio`). `noise` other than "none"
+    makes it a denoising autoencoder: the input is corrupted on the fly, the target stays clean.
+    Batches are images or (images, ...) tuples; uint8 images are scaled to [0, 1].
+    """
+
+    def __init__(
+        self,
+        image_size: tuple[int, int] = (90, 160),
+        filters: Sequence[int] = (20, 20, 64),
+        kernel_size: int = 5,
+        bottleneck: bool = False,
+        code_channels: int = 16,
+        noise: NoiseKind = "none",
+        noise_strength: float = 0.2,
+        optimizer: str = "adam",
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        channels_last: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        if noise not in NOISE_KINDS:
+            raise ConfigError(f"unknown noise {noise!r}; choose one of {', '.join(NOISE_KINDS)}")
+        if not filters or kernel_size % 2 == 0:
+            raise ConfigError(f"need at least one filter count and an odd kernel size, got {filters}, {kernel_size}")
+        if bottleneck:
+            self.encoder, self.decoder = bottleneck_layers(filters, kernel_size, code_channels, image_size)
+        else:
+            self.encoder, self.decoder = course_layers(filters, kernel_size)
+        self.channels_last = channels_last
+        self.val_metrics = reconstruction_metrics("val_")
+        self.test_metrics = reconstruction_metrics("test_")
+        self.val_noisy_mse = MeanSquaredError()
+
+    def code_shape(self) -> tuple[int, ...]:
+        """Return the shape (C, h, w) of the code the encoder makes from one frame."""
+        with torch.no_grad():
+            return tuple(self.encoder(torch.zeros(1, 3, *self.hparams.image_size, device=self.device)).shape[1:])
+
+    def compression_ratio(self) -> float:
+        """Return input values per code value (below 1: the 'code' is bigger than the image)."""
+        code = torch.Size(self.code_shape()).numel()
+        return 3 * self.hparams.image_size[0] * self.hparams.image_size[1] / code
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        """Return the reconstruction before the sigmoid, shape (N, 3, H, W)."""
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return self.decoder(self.encoder(images))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Return reconstructions in [0, 1], shape (N, 3, H, W), of images (N, 3, H, W)."""
+        return torch.sigmoid(self.logits(images))
+
+    def corrupt(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Return the network's input: `images` with this model's noise (unchanged without noise)."""
+        return add_noise(images, self.hparams.noise, self.hparams.noise_strength, generator)
+
+    @staticmethod
+    def batch_images(batch) -> torch.Tensor:
+        """Return the images of a batch as float in [0, 1]; labels, if any, are ignored."""
+        images = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return images.float() / 255 if images.dtype == torch.uint8 else images.float()
+
+    def setup(self, stage: str) -> None:
+        if self.channels_last:
+            self.to(memory_format=torch.channels_last)
+
+    def training_step(self, batch, batch_idx):
+        clean = self.batch_images(batch)
+        loss = F.binary_cross_entropy_with_logits(self.logits(self.corrupt(clean)).float(), clean)
+        self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(clean))
+        return loss
+
+    def _evaluate(self, batch, batch_idx: int, metrics: MetricCollection, prefix: str) -> None:
+        clean = self.batch_images(batch)
+        # The same noise every epoch, so validation numbers are comparable between epochs.
+        generator = torch.Generator(device=clean.device).manual_seed(batch_idx)
+        noisy = self.corrupt(clean, generator)
+        logits = self.logits(noisy).float()
+        self.log(f"{prefix}_loss", F.binary_cross_entropy_with_logits(logits, clean), prog_bar=True,
+                 batch_size=len(clean), sync_dist=True)
+        metrics.update(torch.sigmoid(logits), clean)
+        if prefix == "val" and self.hparams.noise != "none":
+            self.val_noisy_mse.update(noisy, clean)
+
+    def validation_step(self, batch, batch_idx):
+        self._evaluate(batch, batch_idx, self.val_metrics, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_dict(self.val_metrics.compute(), prog_bar=True)
+        self.val_metrics.reset()
+        if self.hparams.noise != "none":
+            self.log("val_noisy_input_mse", self.val_noisy_mse.compute())
+            self.val_noisy_mse.reset()
+
+    def test_step(self, batch, batch_idx):
+        self._evaluate(batch, batch_idx, self.test_metrics, "test")
+
+    def on_test_epoch_end(self) -> None:
+        self.log_dict(self.test_metrics.compute())
+        self.test_metrics.reset()
+
+    def predict_step(self, batch, batch_idx):
+        """Return reconstructions of the given frames (as they are: no noise is added)."""
+        return self(self.batch_images(batch))
+
+    def configure_optimizers(self):
+        return make_optimizer(self.parameters(), self.hparams.optimizer, self.hparams.lr, self.hparams.weight_decay)

@@ -1,0 +1,145 @@
+"""Keras HDF5 import: layout conversions on hand-made files, and clear errors for bad input."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from common.keras_import import KerasImportError, keras_sequential, load_keras_weights, read_keras_model
+
+
+def write_keras_h5(path, layers: list[tuple[str, dict, list[np.ndarray]]], class_name: str = "Sequential"):
+    """Write a minimal keras 2.x HDF5 model: (class_name, config, [kernel, bias]) per layer."""
+    config = {"class_name": class_name,
+              "config": {"name": "sequential", "layers": [{"class_name": k, "config": c} for k, c, _ in layers]}}
+    with h5py.File(path, "w") as handle:
+        handle.attrs["model_config"] = json.dumps(config)
+        handle.attrs["keras_version"] = "2.7.0"
+        weights = handle.create_group("model_weights")
+        for _, layer_config, arrays in layers:
+            group = weights.create_group(layer_config["name"])
+            names = [f"{layer_config['name']}/{n}:0" for n in ("kernel", "bias")][:len(arrays)]
+            group.attrs["weight_names"] = [n.encode() for n in names]
+            for name, array in zip(names, arrays):
+                group.create_dataset(name, data=array.astype(np.float32))
+    return path
+
+
+def conv_flatten_dense(rng) -> list:
+    """Conv2D(3, k=2, relu) on (4, 5, 2) -> Flatten (3*4*3 = 36) -> Dense(2): exercises the Flatten order."""
+    return [("Conv2D", {"name": "conv", "filters": 3, "kernel_size": [2, 2], "activation": "relu",
+                        "batch_input_shape": [None, 4, 5, 2]}, [rng.normal(size=(2, 2, 2, 3)), rng.normal(size=3)]),
+            ("Flatten", {"name": "flatten"}, []),
+            ("Dense", {"name": "dense", "units": 2, "activation": "linear"}, [rng.normal(size=(36, 2)), rng.normal(size=2)])]
+
+
+def keras_reference(x: np.ndarray, layers) -> np.ndarray:
+    """Compute conv_flatten_dense the keras way, channels-last, in NumPy."""
+    kernel, bias = layers[0][2]
+    out = np.zeros((len(x), 3, 4, 3))
+    for i in range(3):
+        for j in range(4):
+            out[:, i, j] = np.einsum("nhwc,hwcf->nf", x[:, i:i + 2, j:j + 2], kernel) + bias
+    flat = np.maximum(out, 0).reshape(len(x), -1)  # keras flattens (H, W, C)
+    return flat @ layers[2][2][0] + layers[2][2][1]
+
+
+def test_conv_flatten_dense_matches_keras_semantics(tmp_path):
+    rng = np.random.default_rng(0)
+    layers = conv_flatten_dense(rng)
+    path = write_keras_h5(tmp_path / "tiny.h5", layers)
+    x = rng.normal(size=(3, 4, 5, 2))
+    model = keras_sequential(path)
+    ours = model(torch.tensor(x, dtype=torch.float32).permute(0, 3, 1, 2)).detach().numpy()
+    assert np.abs(ours - keras_reference(x, layers)).max() < 1e-5
+    # Without the row permutation the Dense would read the features in the wrong order.
+    assert read_keras_model(path).layers[2].flattened_from == (3, 4, 3)
+
+
+def test_kernel_layouts_conv1d_and_transpose(tmp_path):
+    rng = np.random.default_rng(1)
+    path = write_keras_h5(tmp_path / "t.h5", [
+        ("Conv1D", {"name": "c1", "filters": 6, "kernel_size": [3], "batch_input_shape": [None, 10, 4]},
+         [rng.normal(size=(3, 4, 6)), rng.normal(size=6)])])
+    (weight, _), = [read_keras_model(path).layers[0].torch_weights()]
+    assert weight.shape == (6, 4, 3) and weight[5, 1, 2] == pytest.approx(np.float32(read_keras_model(path).layers[0].weights[0][2, 1, 5]))
+    path = write_keras_h5(tmp_path / "tt.h5", [
+        ("Conv2DTranspose", {"name": "ct", "filters": 5, "kernel_size": [3, 3], "batch_input_shape": [None, 6, 6, 2]},
+         [rng.normal(size=(3, 3, 5, 2)), rng.normal(size=5)])])
+    model = read_keras_model(path)
+    assert model.layers[0].output_shape == (8, 8, 5)
+    assert model.layers[0].torch_weights()[0].shape == (2, 5, 3, 3)  # ConvTranspose2d: (in, out, kh, kw)
+
+
+def test_missing_truncated_and_non_hdf5_files_are_refused(tmp_path):
+    with pytest.raises(KerasImportError, match="does not exist"):
+        read_keras_model(tmp_path / "absent.h5")
+    text = tmp_path / "notes.h5"
+    text.write_text("not a model")
+    with pytest.raises(KerasImportError, match="not a readable HDF5 file"):
+        read_keras_model(text)
+    whole = write_keras_h5(tmp_path / "whole.h5", conv_flatten_dense(np.random.default_rng(0)))
+    truncated = tmp_path / "truncated.h5"
+    truncated.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.raises(KerasImportError, match="truncated"):
+        read_keras_model(truncated)
+    with h5py.File(tmp_path / "weights_only.h5", "w") as handle:
+        handle.create_group("dense")
+    with pytest.raises(KerasImportError, match="no keras model"):
+        read_keras_model(tmp_path / "weights_only.h5")
+
+
+def test_unsupported_architectures_are_refused_by_name(tmp_path):
+    lstm = [("LSTM", {"name": "lstm_1", "units": 4, "batch_input_shape": [None, 10, 4]}, [])]
+    with pytest.raises(KerasImportError, match="'lstm_1' is a LSTM, which this project cannot represent"):
+        read_keras_model(write_keras_h5(tmp_path / "lstm.h5", lstm))
+    with pytest.raises(KerasImportError, match="only Sequential"):
+        read_keras_model(write_keras_h5(tmp_path / "f.h5", conv_flatten_dense(np.random.default_rng(0)), "Functional"))
+    rng = np.random.default_rng(0)
+    dilated = [("Conv1D", {"name": "dil", "filters": 2, "kernel_size": [3], "dilation_rate": [2],
+                           "batch_input_shape": [None, 10, 4]}, [rng.normal(size=(3, 4, 2)), rng.normal(size=2)])]
+    with pytest.raises(KerasImportError, match="'dil'.*dilation"):
+        read_keras_model(write_keras_h5(tmp_path / "d.h5", dilated))
+    swish = [("Dense", {"name": "d", "units": 2, "activation": "swish", "batch_input_shape": [None, 3]},
+              [rng.normal(size=(3, 2)), rng.normal(size=2)])]
+    with pytest.raises(KerasImportError, match="activation 'swish'"):
+        read_keras_model(write_keras_h5(tmp_path / "s.h5", swish))
+
+
+def test_mismatched_modules_are_refused_naming_both_layers(tmp_path):
+    path = write_keras_h5(tmp_path / "tiny.h5", conv_flatten_dense(np.random.default_rng(0)))
+    wrong_width = nn.Sequential(nn.Conv2d(2, 3, 2), nn.Flatten(), nn.Linear(35, 2))
+    with pytest.raises(KerasImportError, match=r"'dense' has weights of shape \[\(2, 36\), \(2,\)\].*'2'.*\(2, 35\)"):
+        load_keras_weights(wrong_width, path)
+    with pytest.raises(KerasImportError, match="has 2 layers with weights .* but Sequential has 1"):
+        load_keras_weights(nn.Sequential(nn.Linear(36, 2)), path)
+    with pytest.raises(KerasImportError, match="'conv' \\(Conv2D\\) would go into '0', a Conv1d"):
+        load_keras_weights(nn.Sequential(nn.Conv1d(2, 3, 2), nn.Linear(36, 2)), path)
+    with pytest.raises(KerasImportError, match="padding"):
+        load_keras_weights(nn.Sequential(nn.Conv2d(2, 3, 2, padding=1), nn.Linear(36, 2)), path)
+
+
+def test_course_files_parse_with_their_parameter_counts(course_data):
+    models = course_data / "RickandMorty/data/models"
+    counts = {"densemodel": 261, "modelCNNTF": 308_087, "modelCNNTF_rerun": 308_087, "modelAE": 189_611,
+              "modelAEND": 189_611, "convmodel": 69_405}
+    for stem, count in counts.items():
+        model = read_keras_model(models / f"{stem}.h5")
+        assert model.parameter_count() == count, stem
+    cnn = read_keras_model(models / "modelCNNTF.h5")
+    assert cnn.layers[-4].output_shape == (3008,)  # 47 positions x 64 filters
+    assert [l.activation for l in cnn.weighted_layers] == ["relu", "relu", "linear", "softmax"]
+
+
+def test_copied_course_file_truncated_is_refused(course_data, tmp_path):
+    source = course_data / "RickandMorty/data/models/densemodel.h5"
+    shutil.copy(source, tmp_path / "copy.h5")
+    data = (tmp_path / "copy.h5").read_bytes()
+    (tmp_path / "cut.h5").write_bytes(data[: len(data) - 4000])
+    with pytest.raises(KerasImportError, match="truncated"):
+        read_keras_model(tmp_path / "cut.h5")

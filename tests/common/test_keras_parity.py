@@ -1,0 +1,88 @@
+"""Parity with keras itself: the course's .h5 files, loaded here, reproduce keras' own outputs.
+
+Golden outputs come from tf_keras on the same files (tests/fixtures/keras_golden/, made by
+benchmarks/keras/make_golden.py). Tolerance: float32 round-off (observed max abs diff <= 1e-6).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from common.keras_import import KerasImportError, keras_sequential
+from motifs.keras_weights import motif_classifier_from_keras
+from regression.keras_weights import dense_regressor_from_keras
+from rickmorty.keras_weights import autoencoder_from_keras
+
+GOLDEN = Path(__file__).parent.parent / "fixtures" / "keras_golden"
+FILES = ["densemodel", "modelCNNTF", "modelCNNTF_rerun", "modelAE", "modelAEND", "convmodel"]
+
+
+def golden(stem: str) -> tuple[torch.Tensor, np.ndarray]:
+    """Return (input for PyTorch, channels first; keras' output, channels last) of one fixture."""
+    data = np.load(GOLDEN / f"{stem}.npz")
+    x = data["inputs"].astype(np.float32)
+    if data["inputs"].dtype == np.uint8 and x.ndim == 4:
+        x /= 255  # frames were stored as uint8; keras saw them divided by 255
+    x = torch.from_numpy(x)
+    return (x.movedim(-1, 1) if x.ndim > 2 else x), data["outputs"]
+
+
+def channels_last(y: torch.Tensor) -> np.ndarray:
+    return (y.movedim(1, -1) if y.ndim > 2 else y).detach().numpy()
+
+
+def assert_parity(ours: np.ndarray, keras: np.ndarray) -> None:
+    assert ours.shape == keras.shape
+    np.testing.assert_allclose(ours, keras, rtol=1e-5, atol=2e-6)
+
+
+@pytest.fixture(scope="module")
+def models_dir(course_data) -> Path:
+    return course_data / "RickandMorty/data/models"
+
+
+@pytest.mark.parametrize("stem", FILES)
+def test_generic_import_reproduces_keras(models_dir, stem):
+    x, expected = golden(stem)
+    with torch.no_grad():
+        assert_parity(channels_last(keras_sequential(models_dir / f"{stem}.h5")(x)), expected)
+
+
+def test_dense_regressor_reproduces_densemodel(models_dir):
+    model = dense_regressor_from_keras(models_dir / "densemodel.h5")
+    assert list(model.hparams.hidden) == [10, 20]
+    x, expected = golden("densemodel")
+    with torch.no_grad():
+        assert_parity(model(x).numpy(), expected)
+
+
+@pytest.mark.parametrize("stem", ["modelCNNTF", "modelCNNTF_rerun"])
+def test_motif_classifier_reproduces_course_cnn(models_dir, stem):
+    model = motif_classifier_from_keras(models_dir / f"{stem}.h5")
+    assert model.class_names == ["SOX17", "PRDM1", "random"] and model.backbone.flat_features == 3008
+    x, expected = golden(stem)
+    with torch.no_grad():
+        assert_parity(model.probabilities(model(x)).numpy(), expected)
+
+
+@pytest.mark.parametrize("stem", ["modelAE", "modelAEND"])
+def test_autoencoder_reproduces_course_autoencoders(models_dir, stem):
+    model = autoencoder_from_keras(models_dir / f"{stem}.h5")
+    assert sum(p.numel() for p in model.parameters()) == 189_611
+    x, expected = golden(stem)
+    with torch.no_grad():
+        assert_parity(channels_last(model(x)), expected)
+
+
+def test_task_loaders_refuse_files_of_another_architecture(models_dir):
+    with pytest.raises(KerasImportError, match="not the course's autoencoder layout"):
+        autoencoder_from_keras(models_dir / "convmodel.h5")
+    with pytest.raises(KerasImportError, match="not the course's motif CNN layout"):
+        motif_classifier_from_keras(models_dir / "modelAE.h5")
+    with pytest.raises(KerasImportError, match="not a dense network"):
+        dense_regressor_from_keras(models_dir / "modelCNNTF.h5")
+    with pytest.raises(KerasImportError, match="3 outputs but class names"):
+        motif_classifier_from_keras(models_dir / "modelCNNTF.h5", class_names=["SOX17", "other"])
