@@ -14,7 +14,7 @@ def _autoencoder_settings(keras: KerasModel) -> dict:
     kinds = [layer.kind for layer in layers]
     expected = ["Conv2D"] * n + ["Conv2DTranspose"] * n + ["Conv2D"]
     activations = [layer.activation for layer in layers]
-    kernels = {tuple(layer.config["kernel_size"]) for layer in layers}
+    kernels = {tuple(layer.config.get("kernel_size", ())) for layer in layers}
     if (n == 0 or kinds != expected or activations != ["relu"] * 2 * n + ["sigmoid"] or len(kernels) != 1
             or len(keras.input_shape) != 3 or keras.input_shape[-1] != 3):
         raise KerasImportError(
