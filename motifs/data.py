@@ -89,7 +89,7 @@ class MotifData(L.LightningDataModule):
         test_fraction: float = 0.1,
         max_per_class: int | None = None,
         synthetic_per_class: int = 1000,
-        synthetic_sites: int = 1,
+        synthetic_sites: int = 3,
         shift: int = 0,
         reverse_complement: bool = False,
         predict_fasta: str | None = None,
@@ -241,6 +241,8 @@ class MotifData(L.LightningDataModule):
 
     def _negatives(self, positives: Windows) -> list[Windows]:
         hp = self.hparams
+        if not self.negatives:
+            return []
         negative_label = self._negative_label(positives)
         parts = []
         if "shuffle" in self.negatives:

@@ -1,0 +1,116 @@
+"""What the network looks at: in-silico mutagenesis (Captum zero-out and batched substitution), filters -> PFMs."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from captum.attr import FeatureAblation
+from torch import nn
+from torchmetrics.functional.classification import binary_auroc
+
+from motifs.pwm import similarity
+
+
+def class_probabilities(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Return (N, n_classes) probabilities of a Classifier; binary models give [P(negative), P(positive)]."""
+    probs = model.probabilities(model(x))
+    return torch.cat([1 - probs, probs], dim=1) if model.task == "binary" else probs
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
+    """Return class probabilities (N, n_classes) for one-hot DNA (N, 4, L), in batches, in eval mode."""
+    model.eval()
+    return torch.cat([class_probabilities(model, x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+
+
+def zero_ism(model: nn.Module, x: torch.Tensor, target: torch.Tensor | int, batch_size: int = 4096) -> torch.Tensor:
+    """Return (N, L): drop of the target class probability when each base is set to [0, 0, 0, 0] (course exercise).
+
+    Uses Captum's FeatureAblation with the four channels of a position as one feature;
+    `perturbations_per_eval` packs many ablated copies into one forward pass.
+    """
+    model.eval()
+    length = x.shape[-1]
+    mask = torch.arange(length).expand(1, 4, length)
+    ablation = FeatureAblation(lambda inputs: class_probabilities(model, inputs))
+    target = torch.as_tensor(target).expand(len(x)) if torch.as_tensor(target).dim() == 0 else torch.as_tensor(target)
+    chunk = max(1, min(len(x), batch_size // 64))
+    parts = []
+    for i in range(0, len(x), chunk):
+        rows = x[i:i + chunk]
+        per_eval = max(1, min(length, batch_size // len(rows)))
+        with torch.no_grad():
+            attributions = ablation.attribute(rows, target=target[i:i + chunk], baselines=0.0, feature_mask=mask,
+                                              perturbations_per_eval=per_eval)
+        parts.append(attributions[:, 0])  # the four channels of a position share one value
+    return torch.cat(parts)
+
+
+@torch.no_grad()
+def substitution_ism(model: nn.Module, x: torch.Tensor, target: torch.Tensor | int,
+                     batch_size: int = 4096) -> torch.Tensor:
+    """Return (N, 4, L): change of the target class probability when position j is set to base b (0 at the reference).
+
+    Every variant of several sequences goes through one forward pass: the 4 x L variants of a
+    sequence are built by one indexed write, and sequences are packed until `batch_size`.
+    """
+    model.eval()
+    n, _, length = x.shape
+    target = torch.as_tensor(target).expand(n) if torch.as_tensor(target).dim() == 0 else torch.as_tensor(target)
+    variant_base = torch.arange(4).repeat_interleave(length)  # variant v sets base v // L at position v % L
+    variant_position = torch.arange(4 * length) % length
+    reference = predict(model, x)[torch.arange(n), target]
+    per_pass = max(1, batch_size // (4 * length))
+    deltas = []
+    for i in range(0, n, per_pass):
+        rows = x[i:i + per_pass]
+        variants = rows[:, None].repeat(1, 4 * length, 1, 1)  # (n, 4L, 4, L)
+        variants[:, torch.arange(4 * length), :, variant_position] = torch.eye(4, dtype=x.dtype)[variant_base][:, None]
+        probs = class_probabilities(model, variants.flatten(0, 1)).view(len(rows), 4 * length, -1)
+        chosen = probs.gather(2, target[i:i + per_pass, None, None].expand(-1, 4 * length, 1))[..., 0]
+        deltas.append((chosen - reference[i:i + per_pass, None]).view(len(rows), 4, length))
+    return torch.cat(deltas) * (1 - x)  # the reference base's own "variant" is no change
+
+
+def position_importance(substitutions: torch.Tensor) -> torch.Tensor:
+    """Return (N, L): the mean drop of the target probability over the three alternative bases."""
+    return -substitutions.sum(1) / 3
+
+
+def implant_auroc(importance: torch.Tensor, implant_mask: torch.Tensor | np.ndarray) -> float:
+    """Return the AUROC of per-position importance (N, L) against the known implant positions (N, L)."""
+    mask = torch.as_tensor(np.asarray(implant_mask)).flatten().long()
+    return float(binary_auroc(importance.flatten().float(), mask))
+
+
+def top_position_enrichment(importance: torch.Tensor, site_mask: torch.Tensor, top_k: int = 5) -> dict[str, float]:
+    """Return how often the top_k ISM positions of each window fall in known sites, against all positions.
+
+    enrichment = fraction of top positions inside a site / fraction of all positions inside a site.
+    """
+    top = importance.topk(top_k, dim=1).indices
+    in_site_top = site_mask.gather(1, top).float().mean().item()
+    in_site_all = site_mask.float().mean().item()
+    return {"top_in_site": in_site_top, "random_in_site": in_site_all,
+            "enrichment": in_site_top / in_site_all if in_site_all else float("nan")}
+
+
+@torch.no_grad()
+def filter_pfms(conv: nn.Conv1d, x: torch.Tensor, threshold: float = 0.5) -> np.ndarray:
+    """Return (F, k, 4) position frequency matrices of first-layer filters from the windows that activate them most.
+
+    A window counts for a filter where its activation exceeds `threshold` x that filter's
+    maximum over x (the Basset / DeepBind recipe); filters that never fire give uniform rows.
+    """
+    activations = conv(x)  # (N, F, L - k + 1)
+    peak = activations.amax(dim=(0, 2), keepdim=True).clamp(min=1e-8)
+    selected = (activations > threshold * peak).float()
+    windows = x.unfold(2, conv.kernel_size[0], 1)  # (N, 4, L - k + 1, k)
+    counts = torch.einsum("nfl,nclk->fkc", selected, windows).double().numpy() + 0.25
+    return counts / counts.sum(-1, keepdims=True)
+
+
+def filter_similarities(pfms: np.ndarray, known: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Return {factor: (F,) similarity of each filter's PFM to the factor's matrix} (best offset and strand)."""
+    return {name: np.array([similarity(p, matrix, min_overlap=min(5, len(p))) for p in pfms])
+            for name, matrix in known.items()}
