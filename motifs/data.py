@@ -109,6 +109,7 @@ class MotifData(L.LightningDataModule):
         self.predict_ids: list[str] = []
         self.splits: dict[str, Windows] = {}
         self.dropped: dict[str, int] = {}
+        self.peak_regions: list[tuple[str, int, int]] = []  # what random genome windows must avoid
         self.data_source = self._describe()
 
     # ---- configuration -------------------------------------------------------------------------
@@ -168,7 +169,9 @@ class MotifData(L.LightningDataModule):
         if path.endswith(BED_SUFFIXES):
             names, sequences, _ = self._cut_bed(path)
             return names, sequences
-        return read_fasta(path, hp.index_dir)
+        names, sequences = read_fasta(path, hp.index_dir)
+        self.peak_regions += [region for region in map(parse_region, names) if region]
+        return names, sequences
 
     def _cut_bed(self, path: str) -> tuple[list[str], list[str], list]:
         """Return the full-length centre windows of a BED file's peaks (those clipped at a chromosome end dropped)."""
@@ -176,6 +179,7 @@ class MotifData(L.LightningDataModule):
         if not hp.genome:
             raise ConfigError(f"{path} is a BED file: give genome (a FASTA file) to cut windows from")
         names, sequences, intervals = bed_windows(path, hp.genome, hp.length // 2, hp.index_dir)
+        self.peak_regions += [(i.chrom, i.start, i.end) for i in intervals]
         full = [i for i, s in enumerate(sequences) if len(s) == hp.length]
         self.dropped[f"{path}: clipped at a chromosome end"] = len(sequences) - len(full)
         return [names[i] for i in full], [sequences[i] for i in full], [intervals[i] for i in full]
@@ -251,9 +255,9 @@ class MotifData(L.LightningDataModule):
             parts.append(Windows(names, codes, np.repeat(negative_label, len(names), axis=0), positives.chromosomes))
         if "genome" in self.negatives:
             genome = open_fasta(hp.genome, hp.index_dir)
-            avoid = [parse_region(n) for n in positives.names if parse_region(n)]
             targets = gc_content(positives.codes) if hp.gc_matched else None
-            names, codes = random_genomic_windows(genome, len(positives.names), hp.length, avoid, targets, hp.seed)
+            names, codes = random_genomic_windows(genome, len(positives.names), hp.length, self.peak_regions, targets,
+                                                  hp.seed)
             parts.append(Windows(names, codes, np.repeat(negative_label, len(names), axis=0), chromosomes_of(names)))
         return parts
 

@@ -40,7 +40,7 @@ def scan(x: torch.Tensor, pfm: np.ndarray) -> torch.Tensor:
     """Return log-odds scores of every window on both strands, shape (N, L - W + 1); x: (N, 4, L) one-hot."""
     weights = torch.as_tensor(log_odds(pfm).T, dtype=x.dtype)[None]  # (1, 4, W)
     reverse = weights.flip(-1).flip(-2)  # the matrix of the other strand
-    return torch.maximum(F.conv1d(x, weights), F.conv1d(x, reverse))
+    return torch.maximum(F.conv1d(x, weights), F.conv1d(x, reverse))[:, 0]
 
 
 def hit_mask(x: torch.Tensor, pfm: np.ndarray, fraction_of_max: float = 0.8) -> torch.Tensor:

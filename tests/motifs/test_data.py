@@ -1,0 +1,154 @@
+"""MotifData: classes from files or synthetic, negatives, chromosome split, multilabel, N policy, predict."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from common.errors import ConfigError, DataError
+from motifs.background import overlaps, merge_regions
+from motifs.data import MotifData
+from motifs.encode import gc_content
+from motifs.shuffle import dinucleotide_counts
+
+
+def random_dna(rng, n):
+    return "".join(rng.choice(list("ACGT"), size=n, p=[0.3, 0.2, 0.2, 0.3]))
+
+
+def write_fasta(path, records):
+    path.write_text("".join(f">{name}\n{sequence}\n" for name, sequence in records))
+    return str(path)
+
+
+@pytest.fixture
+def peaks(tmp_path):
+    """Two small 'peak' FASTA files named chrN:start-end (the second shares one region with the first)."""
+    rng = np.random.default_rng(0)
+    a = [(f"chr{c}:{i * 100}-{i * 100 + 20}", random_dna(rng, 20)) for c in (1, 2, 3) for i in range(10)]
+    b = [(f"chr{c}:{5000 + i * 100}-{5000 + i * 100 + 20}", random_dna(rng, 20)) for c in (1, 2, 3) for i in range(6)]
+    b.append(a[0])  # a co-bound region
+    return write_fasta(tmp_path / "a.fa", a), write_fasta(tmp_path / "b.fa", b)
+
+
+def make(tmp_path, **kwargs):
+    kwargs.setdefault("length", 20)
+    kwargs.setdefault("val_chromosomes", ["chr2"])
+    kwargs.setdefault("test_chromosomes", ["chr3"])
+    data = MotifData(index_dir=str(tmp_path / "index"), **kwargs)
+    data.setup("fit")
+    return data
+
+
+def test_synthetic_default_three_classes_split_by_chromosome():
+    data = MotifData(synthetic_per_class=300)
+    data.setup("fit")
+    assert data.class_names == ["SOX17", "PRDM1", "random"] and data.task == "multiclass"
+    chromosomes = {part: set(data.splits[part].chromosomes) for part in ("train", "val", "test")}
+    assert chromosomes["val"] == {"chr7"} and chromosomes["test"] == {"chr10"}
+    assert not chromosomes["train"] & {"chr7", "chr10"}
+    x, y = next(iter(data.train_dataloader()))
+    assert x.shape == (128, 4, 200) and y.dtype == torch.int64
+    assert data.train_label_counts().sum() == len(data.splits["train"].names)
+    assert "synthetic" in data.data_source
+
+
+def test_shuffled_negatives_stay_with_their_positive(tmp_path, peaks):
+    data = make(tmp_path, sources={"A": peaks[0]}, task="binary", negatives=["shuffle"], negative_class="shuffled")
+    assert data.class_names == ["shuffled", "A"]
+    for part in ("train", "val", "test"):
+        windows = data.splits[part]
+        positives = {n: c for n, c, y in zip(windows.names, windows.codes, windows.labels) if y == 1}
+        negatives = {n.removesuffix("_shuffled"): c for n, c, y in zip(windows.names, windows.codes, windows.labels)
+                     if y == 0}
+        assert positives.keys() == negatives.keys()  # each shuffle sits in its positive's split
+        for name, codes in positives.items():
+            assert np.array_equal(dinucleotide_counts(codes), dinucleotide_counts(negatives[name]))
+    assert data.train_label_counts().tolist() == [10, 10]
+
+
+def test_multiclass_and_multilabel_from_several_files(tmp_path, peaks):
+    multiclass = make(tmp_path, sources={"A": peaks[0], "B": peaks[1]}, task="multilabel", split="random")
+    assert multiclass.class_names == ["A", "B"]
+    everything = multiclass.load()
+    assert everything.labels.shape == (48, 2)  # 30 + 19 records, one region shared
+    assert everything.labels[everything.names.index("chr1:0-20")].tolist() == [1, 1]
+    assert multiclass.train_label_counts().shape == (2, 2)
+    with pytest.raises(DataError, match="chr1:0-20.*several classes.*multilabel"):
+        make(tmp_path, sources={"A": peaks[0], "B": peaks[1]}, task="multiclass", negatives=["shuffle"])
+
+
+def test_n_windows_dropped_or_zeroed(tmp_path):
+    rng = np.random.default_rng(1)
+    records = [(f"chr{1 + i % 3}:{i * 50}-{i * 50 + 20}", random_dna(rng, 20)) for i in range(12)]
+    records[4] = (records[4][0], "ACGTNACGTACGTACGTACG")
+    path = write_fasta(tmp_path / "n.fa", records)
+    dropped = make(tmp_path, sources={"A": path}, task="binary", negatives=["shuffle"])
+    assert len(dropped.load().names) == 22 and records[4][0] not in dropped.load().names
+    kept = make(tmp_path, sources={"A": path}, task="binary", negatives=["shuffle"], unknown_bases="zero")
+    windows = kept.load()
+    x, _ = windows.subset(np.array([windows.names.index(records[4][0])])).tensors()
+    assert x[0, :, 4].sum() == 0
+
+
+def test_genome_negatives_avoid_peaks_without_n_and_match_gc(tmp_path):
+    rng = np.random.default_rng(2)
+    chromosomes = {f"chr{i}": random_dna(rng, 6000) for i in (1, 2, 3)}
+    chromosomes["chr1"] = chromosomes["chr1"][:5000] + "N" * 500 + chromosomes["chr1"][5500:]
+    genome = write_fasta(tmp_path / "genome.fa", chromosomes.items())
+    bed = tmp_path / "peaks.bed"
+    bed.write_text("".join(f"chr{1 + i % 3}\t{200 + i * 150}\t{260 + i * 150}\n" for i in range(30)))
+    data = make(tmp_path, sources={"TF": str(bed)}, genome=genome, task="binary", negatives=["genome"],
+                gc_matched=True, length=40)
+    windows = data.load()
+    positive = windows.labels == 1
+    assert positive.sum() == 30 and (~positive).sum() == 30
+    peak_regions = merge_regions([(f"chr{1 + i % 3}", 200 + i * 150, 260 + i * 150) for i in range(30)])
+    for name in np.array(windows.names)[~positive]:
+        chrom, span = name.split(":")
+        start, end = map(int, span.split("-"))
+        assert not overlaps(chrom, np.array([start]), np.array([end]), peak_regions)[0]
+        assert end - start == 40 and not (chrom == "chr1" and start < 5500 and end > 5000)
+    gc_pos, gc_neg = gc_content(windows.codes[positive]), gc_content(windows.codes[~positive])
+    assert abs(np.median(gc_pos) - np.median(gc_neg)) < 0.05
+
+
+def test_labelled_bed_classes_from_a_column(tmp_path):
+    rng = np.random.default_rng(3)
+    genome = write_fasta(tmp_path / "genome.fa", [(f"chr{i}", random_dna(rng, 2000)) for i in (1, 2, 3)])
+    bed = tmp_path / "labels.bed"
+    bed.write_text("".join(f"chr{1 + i % 3}\t{100 + i * 60}\t{120 + i * 60}\tpeak{i}\t{'SOX17' if i % 2 else 'PRDM1,SOX17'}\n"
+                           for i in range(24)))
+    data = make(tmp_path, labelled_bed=str(bed), genome=genome, label_column=5, task="multilabel", split="random")
+    assert data.class_names == ["PRDM1", "SOX17"]
+    assert data.load().labels.sum(0).tolist() == [12, 24]
+
+
+def test_chromosome_split_errors_are_clear(tmp_path):
+    rng = np.random.default_rng(4)
+    path = write_fasta(tmp_path / "plain.fa", [(f"seq{i}", random_dna(rng, 20)) for i in range(10)])
+    with pytest.raises(DataError, match="'seq0' is not named 'chrom:start-end'.*split: random"):
+        make(tmp_path, sources={"A": path}, task="binary", negatives=["shuffle"])
+    named = write_fasta(tmp_path / "named.fa", [(f"chr1:{i * 50}-{i * 50 + 20}", random_dna(rng, 20)) for i in range(10)])
+    with pytest.raises(DataError, match=r"no window lies on the validation chromosomes \['chr2'\]"):
+        make(tmp_path, sources={"A": named}, task="binary", negatives=["shuffle"])
+
+
+def test_config_errors():
+    with pytest.raises(ConfigError, match="binary task needs one class plus negatives"):
+        MotifData(sources={"A": "a.fa", "B": "b.fa", "C": "c.fa"}, task="binary")
+    with pytest.raises(ConfigError, match="give genome"):
+        MotifData(sources={"A": "a.fa"}, negatives=["genome"])
+
+
+def test_predict_fasta_keeps_names_and_checks_length(tmp_path):
+    rng = np.random.default_rng(5)
+    good = write_fasta(tmp_path / "query.fa", [("first", random_dna(rng, 200)), ("second", "N" * 200)])
+    data = MotifData(predict_fasta=good, index_dir=str(tmp_path / "index"))
+    data.setup("predict")
+    assert data.predict_ids == ["first", "second"] and data.predict_id_column == "name"
+    (batch,) = next(iter(data.predict_dataloader()))
+    assert batch.shape == (2, 4, 200) and batch[1].sum() == 0
+    bad = write_fasta(tmp_path / "short.fa", [("ok", random_dna(rng, 200)), ("tiny", "ACGT")])
+    with pytest.raises(DataError, match="'tiny' is 4 bp long.*200 bp"):
+        MotifData(predict_fasta=bad, index_dir=str(tmp_path / "index")).setup("predict")

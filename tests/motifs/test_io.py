@@ -1,0 +1,94 @@
+"""FASTA and BED reading on small files the tests write, and the clear errors bad input must give."""
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from common.errors import DataError
+from motifs.io import bed_windows, open_fasta, parse_region, read_bed, read_fasta
+
+
+def write(path, text):
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def genome(tmp_path):
+    """A two-chromosome genome: chr1 = 100 bp (lines of 30, soft-masked tail), chr2 = 40 bp."""
+    chr1 = "ACGT" * 20 + "acgtacgtacgtacgtacgt"
+    chr2 = "TTTTGGGGCCCCAAAA" * 2 + "ACGTACGT"
+    lines = [chr1[i:i + 30] for i in range(0, 100, 30)]
+    return write(tmp_path / "genome.fa", ">chr1 some description\n" + "\n".join(lines) + "\n>chr2\n" + chr2 + "\n"), chr1, chr2
+
+
+def test_fasta_records_in_order_upper_case(tmp_path):
+    path = write(tmp_path / "a.fa", ">chr1:10-18\nACGTacgt\n>second\nNNNNACGT\n")
+    names, sequences = read_fasta(path, index_dir=tmp_path / "index")
+    assert names == ["chr1:10-18", "second"]
+    assert sequences == ["ACGTACGT", "NNNNACGT"]
+
+
+def test_bed_windows_are_centre_plus_minus_half_width_clipped_like_bedtools(genome, tmp_path):
+    path, chr1, chr2 = genome
+    bed = write(tmp_path / "peaks.bed", "track name=x\nchr1\t40\t60\tpeakA\nchr1\t0\t6\nchr2\t30\t40\n")
+    names, sequences, intervals = bed_windows(bed, path, half_width=10, index_dir=tmp_path / "index")
+    # centre 50 -> 40..60; centre 3 -> 0..13 (clipped at the start); centre 35 -> 25..40 (clipped at the end)
+    assert names == ["chr1:40-60", "chr1:0-13", "chr2:25-40"]
+    assert sequences == [chr1[40:60].upper(), chr1[0:13], chr2[25:40]]
+    assert [i.line for i in intervals] == [2, 3, 4] and intervals[0].extra == ("peakA",)
+    assert parse_region(names[0]) == ("chr1", 40, 60)
+
+
+def test_read_only_folder_keeps_the_index_elsewhere(tmp_path):
+    folder = tmp_path / "readonly"
+    folder.mkdir()
+    write(folder / "a.fa", ">x\nACGT\n")
+    os.chmod(folder, stat.S_IRUSR | stat.S_IXUSR)
+    try:
+        names, _ = read_fasta(folder / "a.fa", index_dir=tmp_path / "index")
+        assert names == ["x"] and list(folder.iterdir()) == [folder / "a.fa"]  # nothing written beside the data
+        assert any((tmp_path / "index").iterdir())
+    finally:
+        os.chmod(folder, stat.S_IRWXU)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("", "is empty"),
+    ("\n\n", "not a valid FASTA"),
+    (">a\nACGT\n>b\nACGT\n>a\nACGT\n", "'a' appears more than once"),
+    ("ACGT\n>a\nACGT\n", "not a valid FASTA"),
+])
+def test_bad_fasta_files_give_clear_errors(tmp_path, content, message):
+    path = write(tmp_path / "bad.fa", content)
+    with pytest.raises(DataError, match=message) as error:
+        read_fasta(path, index_dir=tmp_path / "index")
+    assert "bad.fa" in str(error.value)
+
+
+def test_an_unwritable_index_location_names_the_fasta_and_the_fix(tmp_path):
+    path = write(tmp_path / "a.fa", ">x\nACGT\n")
+    blocker = write(tmp_path / "not_a_folder", "")
+    with pytest.raises(DataError, match=r"cannot write the index of .*a\.fa.*index_dir"):
+        read_fasta(path, index_dir=blocker / "index")
+
+
+@pytest.mark.parametrize("line, message", [
+    ("chr1\t90\t120\n", r"line 1: chr1:90-120 ends beyond the chromosome's end \(100 bp\)"),
+    ("chrUn\t10\t20\n", r"line 1: chromosome 'chrUn' is not in the genome"),
+    ("chr1\t50\t40\n", r"line 1: need 0 <= start < end"),
+    ("chr1\tten\t40\n", r"line 1: start and end must be integers"),
+    ("chr1\t10\n", r"line 1: a BED line needs chrom, start and end"),
+])
+def test_bad_bed_intervals_name_the_line(genome, tmp_path, line, message):
+    path, _, _ = genome
+    bed = write(tmp_path / "bad.bed", line)
+    with pytest.raises(DataError, match=message):
+        bed_windows(bed, path, half_width=10, index_dir=tmp_path / "index")
+
+
+def test_empty_bed_is_an_error(tmp_path):
+    with pytest.raises(DataError, match="holds no intervals"):
+        read_bed(write(tmp_path / "empty.bed", "# nothing\n"))
