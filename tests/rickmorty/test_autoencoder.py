@@ -1,0 +1,95 @@
+"""The course's convolutional autoencoder: architecture, noise, denoising training, metrics, pictures."""
+from __future__ import annotations
+
+import lightning as L
+import pytest
+import torch
+
+from common.data import BatchTensors, batch_loader
+from common.errors import ConfigError
+from common.seeding import seed_everything
+from common.summary import count_parameters
+from common.trainer import build_trainer
+from rickmorty.autoencoder import ConvAutoencoder
+from rickmorty.autoencoder_plots import ReconstructionGrids
+from rickmorty.noise import add_noise, gaussian_noise, masking_noise, salt_and_pepper
+
+
+def blob_frames(n: int, h: int, w: int, seed: int) -> torch.Tensor:
+    """Return n cartoon-like frames (n, 3, h, w) in [0, 1]: a colour gradient with flat-coloured discs."""
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    frames = torch.zeros(n, 3, h, w)
+    for i in range(n):
+        frame = torch.rand(3, 1, 1, generator=g) * 0.5 + 0.25 * torch.stack([xx / w, yy / h, 1 - xx / w])
+        for _ in range(3):
+            cy, cx, r = torch.rand(3, generator=g) * torch.tensor([h, w, h / 3]) + torch.tensor([0, 0, 2.0])
+            frame[:, (yy - cy) ** 2 + (xx - cx) ** 2 < r ** 2] = torch.rand(3, 1, generator=g)
+        frames[i] = frame
+    return frames
+
+
+class Frames(L.LightningDataModule):
+    """Unlabelled frames for the autoencoder: uint8 tensors, as a datamodule would hand them over."""
+
+    def __init__(self, train: torch.Tensor, val: torch.Tensor) -> None:
+        super().__init__()
+        self.train, self.val = (train * 255).round().to(torch.uint8), (val * 255).round().to(torch.uint8)
+
+    def train_dataloader(self):
+        return batch_loader(BatchTensors(self.train), 16, shuffle=True)
+
+    def val_dataloader(self):
+        return batch_loader(BatchTensors(self.val), 32)
+
+
+def test_course_architecture_and_bottleneck():
+    course = ConvAutoencoder()
+    assert count_parameters(course) == 189_611  # keras' summary of modelAE.h5
+    assert course.code_shape() == (64, 78, 148)
+    assert course.compression_ratio() == pytest.approx(43_200 / (64 * 78 * 148))  # < 1: no compression at all
+    squeezed = ConvAutoencoder(image_size=(45, 79), bottleneck=True, code_channels=8)
+    assert squeezed.code_shape() == (8, 6, 10)
+    assert squeezed.compression_ratio() == pytest.approx(3 * 45 * 79 / (8 * 6 * 10))
+    assert squeezed(torch.rand(2, 3, 45, 79)).shape == (2, 3, 45, 79)  # odd sizes come back whole
+    with pytest.raises(ConfigError, match="unknown noise"):
+        ConvAutoencoder(noise="pink")
+
+
+def test_noise_kinds_corrupt_as_named():
+    images = torch.full((4, 3, 30, 40), 0.5)
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    masked = masking_noise(images, 0.3, g())
+    hit = (masked == 0).all(1)  # whole pixels (all channels) are masked together
+    assert 0.25 < hit.float().mean() < 0.35 and torch.equal(masked[:, 0] == 0, hit)
+    salted = salt_and_pepper(images, 0.2, g())
+    values = salted.unique()
+    assert set(values.tolist()) == {0.0, 0.5, 1.0}
+    noisy = gaussian_noise(images, 0.1, g())
+    assert 0.09 < (noisy - images).std() < 0.11 and noisy.min() >= 0 and noisy.max() <= 1
+    assert torch.equal(add_noise(images, "masking", 0.3, g()), masked)  # reproducible with a generator
+    assert add_noise(images, "none", 0.3) is images
+    with pytest.raises(ConfigError, match="unknown noise"):
+        add_noise(images, "speckle", 0.1)
+
+
+def test_denoising_autoencoder_beats_its_noisy_input(tmp_path):
+    seed_everything(0)
+    data = Frames(blob_frames(96, 24, 40, seed=0), blob_frames(32, 24, 40, seed=1))
+    model = ConvAutoencoder(image_size=(24, 40), noise="masking", noise_strength=0.25, lr=3e-3)
+    trainer = build_trainer(max_epochs=16, default_root_dir=str(tmp_path), run_name="dae", monitor="val_mse",
+                            enable_progress_bar=False, check_val_every_n_epoch=4, log_every_n_steps=4,
+                            callbacks=[ReconstructionGrids(n_frames=4)])
+    trainer.fit(model, data)
+    metrics = trainer.callback_metrics
+    assert {"val_mse", "val_psnr", "val_ssim", "val_noisy_input_mse"} <= set(metrics)
+    best = ConvAutoencoder.load_from_checkpoint(trainer.checkpoint_callback.best_model_path).eval()
+    assert "val_mse" in trainer.checkpoint_callback.best_model_path
+    clean = data.val.float() / 255
+    noisy = best.corrupt(clean, torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        reconstructed = best(noisy)
+    noisy_mse = (noisy - clean).pow(2).mean()
+    print(f"denoising: noisy input MSE {noisy_mse:.4f}, reconstruction MSE {(reconstructed - clean).pow(2).mean():.4f}")
+    assert (reconstructed - clean).pow(2).mean() < 0.7 * noisy_mse
+    assert (tmp_path / "dae" / "version_0" / "reconstructions_val.png").stat().st_size > 5_000
