@@ -128,7 +128,7 @@ def _check_layer_options(path: Path, kind: str, name: str, config: dict) -> None
         raise _fail(path, f"{what} uses dilation or groups; only plain convolutions are supported")
     padding = config.get("padding", "valid")
     kernel, strides = _kernel_and_strides(kind, config, dims)
-    if padding == "same" and (kind != "Conv1D" and kind != "Conv2D" or any(s != 1 for s in strides)
+    if padding == "same" and (kind not in ("Conv1D", "Conv2D") or any(s != 1 for s in strides)
                               or any(k % 2 == 0 for k in kernel)):
         # keras pads 'same' asymmetrically otherwise; PyTorch's symmetric padding would shift the output.
         raise _fail(path, f"{what} uses padding='same' with strides {strides} and kernel {kernel}; only stride 1, "

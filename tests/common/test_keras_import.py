@@ -66,8 +66,9 @@ def test_kernel_layouts_conv1d_and_transpose(tmp_path):
     path = write_keras_h5(tmp_path / "t.h5", [
         ("Conv1D", {"name": "c1", "filters": 6, "kernel_size": [3], "batch_input_shape": [None, 10, 4]},
          [rng.normal(size=(3, 4, 6)), rng.normal(size=6)])])
-    (weight, _), = [read_keras_model(path).layers[0].torch_weights()]
-    assert weight.shape == (6, 4, 3) and weight[5, 1, 2] == pytest.approx(np.float32(read_keras_model(path).layers[0].weights[0][2, 1, 5]))
+    layer = read_keras_model(path).layers[0]
+    weight, _ = layer.torch_weights()
+    assert weight.shape == (6, 4, 3) and weight[5, 1, 2] == layer.weights[0][2, 1, 5]  # (k, in, out) -> (out, in, k)
     path = write_keras_h5(tmp_path / "tt.h5", [
         ("Conv2DTranspose", {"name": "ct", "filters": 5, "kernel_size": [3, 3], "batch_input_shape": [None, 6, 6, 2]},
          [rng.normal(size=(3, 3, 5, 2)), rng.normal(size=5)])])
