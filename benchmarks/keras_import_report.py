@@ -1,0 +1,210 @@
+"""Real-data checks of the course's own keras models loaded into deepbio (issue 5), written to benchmarks/results/.
+
+    /work/venv/bin/python benchmarks/keras_import_report.py            # ~2-4 min on 2 CPU cores
+
+1. Parity: max |deepbio - keras| on the golden fixtures (tests/fixtures/keras_golden/) for every file.
+2. modelCNNTF.h5 (trained by the course on SOX17 / PRDM1 / random) on the real SOX17 peaks: what it
+   predicts, against dinucleotide-shuffled copies of the same peaks; then substitution ISM towards
+   SOX17 on a sample of peaks: do the most important positions fall in SOX17 (JASPAR MA0078.1) sites?
+3. modelAE.h5 / modelAEND.h5 on real frames: reconstruction MSE, a grid, and the denoiser on masked frames.
+Writes benchmarks/results/keras_import_report.{json,md}; the grids (real frames: not for the repository)
+go to runs/keras_import_report/.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torchvision.io import decode_jpeg, read_file
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from common.keras_import import keras_sequential  # noqa: E402
+from common.paths import course_data  # noqa: E402
+from motifs.encode import encode, one_hot, sequence_codes  # noqa: E402
+from motifs.explain import position_importance, predict, substitution_ism, top_position_enrichment  # noqa: E402
+from motifs.io import read_fasta  # noqa: E402
+from motifs.keras_weights import motif_classifier_from_keras  # noqa: E402
+from motifs.pwm import hit_mask, known_matrix  # noqa: E402
+from motifs.shuffle import shuffle_all  # noqa: E402
+from regression.keras_weights import dense_regressor_from_keras  # noqa: E402
+from rickmorty.autoencoder_plots import frame_mse, plot_reconstruction_grid  # noqa: E402
+from rickmorty.keras_weights import autoencoder_from_keras  # noqa: E402
+from rickmorty.noise import masking_noise  # noqa: E402
+
+GOLDEN = ROOT / "tests" / "fixtures" / "keras_golden"
+COMMAND = "/work/venv/bin/python benchmarks/keras_import_report.py"
+
+
+def _golden(stem: str) -> tuple[torch.Tensor, np.ndarray]:
+    data = np.load(GOLDEN / f"{stem}.npz")
+    x = data["inputs"].astype(np.float32)
+    if data["inputs"].dtype == np.uint8 and x.ndim == 4:
+        x /= 255
+    x = torch.from_numpy(x)
+    return (x.movedim(-1, 1) if x.ndim > 2 else x), data["outputs"]
+
+
+def _max_diff(y: torch.Tensor, expected: np.ndarray) -> float:
+    y = y.movedim(1, -1) if y.ndim > 2 else y
+    return float(np.abs(y.detach().numpy() - expected).max())
+
+
+@torch.no_grad()
+def parity(models: Path) -> dict:
+    """Return {file: {module: max abs difference to keras}} on the golden inputs."""
+    project = {"densemodel": ("DenseRegressor", lambda p: dense_regressor_from_keras(p)),
+               "modelCNNTF": ("Classifier(CourseCNN)", lambda p: motif_classifier_from_keras(p)),
+               "modelCNNTF_rerun": ("Classifier(CourseCNN)", lambda p: motif_classifier_from_keras(p)),
+               "modelAE": ("ConvAutoencoder", autoencoder_from_keras),
+               "modelAEND": ("ConvAutoencoder", autoencoder_from_keras)}
+    results = {}
+    for stem in ["densemodel", "modelCNNTF", "modelCNNTF_rerun", "modelAE", "modelAEND", "convmodel"]:
+        x, expected = _golden(stem)
+        path = models / f"{stem}.h5"
+        results[stem] = {"keras_sequential": _max_diff(keras_sequential(path)(x), expected)}
+        if stem in project:
+            name, load = project[stem]
+            model = load(path)
+            y = model(x)
+            results[stem][name] = _max_diff(model.probabilities(y) if name.startswith("Classifier") else y, expected)
+    return results
+
+
+def motif_check(models: Path, n_ism: int = 400, seed: int = 0) -> dict:
+    """Predict the real SOX17 peaks (and shuffled copies) with modelCNNTF.h5; ISM enrichment at SOX17 sites."""
+    names, sequences = read_fasta(course_data("ChIP/SOX17.fa"))
+    codes = sequence_codes(sequences, names)
+    model = motif_classifier_from_keras(models / "modelCNNTF.h5")
+    classes = model.class_names
+    peaks = predict(model, one_hot(codes))
+    shuffled = predict(model, one_hot(shuffle_all(codes, seed)))
+    result = {"n_peaks": len(codes), "classes": classes}
+    for label, probs in (("peaks", peaks), ("shuffled_peaks", shuffled)):
+        calls = probs.argmax(1)
+        result[label] = {"mean_probability": dict(zip(classes, probs.mean(0).tolist())),
+                         "fraction_called": {c: float((calls == i).float().mean()) for i, c in enumerate(classes)}}
+    pick = np.sort(np.random.default_rng(seed).choice(len(codes), n_ism, replace=False))
+    x = one_hot(codes[pick])
+    importance = position_importance(substitution_ism(model, x, target=0))  # towards SOX17
+    result["ism"] = {"n_peaks": n_ism, "top_k": 5}
+    for factor in ("SOX17", "PRDM1"):
+        sites = hit_mask(x, known_matrix(factor), fraction_of_max=0.8)
+        result["ism"][f"{factor}_sites"] = top_position_enrichment(importance, sites, top_k=5)
+        result["ism"][f"{factor}_sites"]["peaks_with_site"] = float(sites.any(1).float().mean())
+    # The single most important 9-mer per peak: what does the course's model look at?
+    centre = importance.argmax(1).clamp(4, x.shape[-1] - 5)
+    windows = [sequences[i][c - 4:c + 5] for i, c in zip(pick, centre.tolist())]
+    result["ism"]["top_9mers_sample"] = windows[:12]
+    sox_core = sum(("ACAAT" in w or "ATTGT" in w) for w in windows) / len(windows)
+    background = sum(("ACAAT" in s[j:j + 9] or "ATTGT" in s[j:j + 9]) for s in (sequences[i] for i in pick)
+                     for j in (20, 60, 100, 140, 180)) / (5 * n_ism)
+    result["ism"]["top_9mer_has_sox_core_ACAAT"] = sox_core
+    result["ism"]["random_9mer_has_sox_core_ACAAT"] = background
+    return result
+
+
+def read_frames(paths: list[Path]) -> tuple[torch.Tensor, list[str]]:
+    """Return uint8 frames (N, 3, 90, 160) from JPEG files (other sizes skipped) and their names."""
+    frames, names = [], []
+    for path in paths:
+        image = decode_jpeg(read_file(str(path)))
+        if image.shape == (3, 90, 160):
+            frames.append(image)
+            names.append(path.name)
+    return torch.stack(frames), names
+
+
+@torch.no_grad()
+def autoencoder_check(models: Path, pictures: Path, n_frames: int = 192, seed: int = 0) -> dict:
+    """Return reconstruction MSE of modelAE / modelAEND on real frames; write grids."""
+    folder = course_data("RickandMorty/data/ThreeClassModel")
+    every = sorted(folder.glob("*/*.jpg"))
+    sample = [every[i] for i in np.random.default_rng(seed).choice(len(every), n_frames, replace=False)]
+    frames, _ = read_frames(sample)
+    predictions, prediction_names = read_frames(sorted(course_data("RickandMorty/data/predictions").glob("*.jpg")))
+    clean = frames.float() / 255
+    noisy = masking_noise(clean, 0.2, torch.Generator().manual_seed(seed))
+    result = {"n_frames": len(frames), "source": "random ThreeClassModel frames (seed 0)",
+              "masking_noise_fraction": 0.2, "noisy_input_mse": float((noisy - clean).pow(2).mean())}
+    for stem in ("modelAE", "modelAEND"):
+        model = autoencoder_from_keras(models / f"{stem}.h5")
+        recon = torch.cat([model(clean[i:i + 16]) for i in range(0, len(clean), 16)])
+        denoised = torch.cat([model(noisy[i:i + 16]) for i in range(0, len(noisy), 16)])
+        pred = model(predictions.float() / 255)
+        result[stem] = {"mse": float((recon - clean).pow(2).mean()),
+                        "mse_prediction_folder": float((pred - predictions.float() / 255).pow(2).mean()),
+                        "mse_from_masked_input": float((denoised - clean).pow(2).mean())}
+        rows = {"original": predictions[:6].float() / 255, "reconstruction": pred[:6]}
+        plot_reconstruction_grid(rows, pictures / f"{stem}_predictions.png",
+                                 f"{stem}.h5 (course weights) on the prediction folder", frame_mse(rows))
+        rows = {"original": clean[:6], "masked 20%": noisy[:6], "reconstruction": denoised[:6]}
+        plot_reconstruction_grid(rows, pictures / f"{stem}_masked.png",
+                                 f"{stem}.h5 on masked real frames", frame_mse(rows))
+    result["prediction_frames"] = prediction_names[:6]
+    return result
+
+
+def markdown(report: dict) -> str:
+    """Return the report as Markdown."""
+    lines = ["# The course's keras models in deepbio: real-data checks", "", f"Command: `{report['command']}`",
+             f"({report['seconds']:.0f} s, {report['torch_threads']} threads)", "", "## Parity with keras (max |diff|)",
+             "", "| file | module | max abs diff |", "|---|---|---|"]
+    for stem, modules in report["parity"].items():
+        lines += [f"| {stem}.h5 | {m} | {d:.2e} |" for m, d in modules.items()]
+    motif = report["motifs"]
+    lines += ["", f"## modelCNNTF.h5 on the {motif['n_peaks']:,} real SOX17 peaks", "",
+              "| input | " + " | ".join(f"called {c}" for c in motif["classes"]) + " | " +
+              " | ".join(f"mean P({c})" for c in motif["classes"]) + " |", "|---" * 7 + "|"]
+    for label in ("peaks", "shuffled_peaks"):
+        row = motif[label]
+        lines.append(f"| {label.replace('_', ' ')} | " + " | ".join(f"{row['fraction_called'][c]:.3f}" for c in motif["classes"])
+                     + " | " + " | ".join(f"{row['mean_probability'][c]:.3f}" for c in motif["classes"]) + " |")
+    ism = motif["ism"]
+    lines += ["", f"ISM (every substitution, target SOX17) on {ism['n_peaks']} random peaks; top {ism['top_k']} "
+              "positions per peak against motif sites (log-odds >= 80% of max):", "",
+              "| sites | peaks with a site | top positions in sites | all positions in sites | enrichment |",
+              "|---|---|---|---|---|"]
+    for factor in ("SOX17", "PRDM1"):
+        s = ism[f"{factor}_sites"]
+        enrichment = f"{s['enrichment']:.2f}x" if s["random_in_site"] else "n/a (no sites)"
+        lines.append(f"| {factor} | {s['peaks_with_site']:.3f} | {s['top_in_site']:.3f} | {s['random_in_site']:.3f} "
+                     f"| {enrichment} |")
+    lines += ["", f"The 9-mer around each peak's most important position contains the SOX core ACAAT/ATTGT in "
+              f"{ism['top_9mer_has_sox_core_ACAAT']:.1%} of peaks (fixed 9-mers of the same peaks: "
+              f"{ism['random_9mer_has_sox_core_ACAAT']:.1%}). Sample: {', '.join(ism['top_9mers_sample'])}"]
+    ae = report["autoencoders"]
+    lines += ["", f"## modelAE.h5 / modelAEND.h5 on {ae['n_frames']} real frames ({ae['source']})", "",
+              "| model | MSE | MSE, prediction folder | MSE from 20%-masked input |", "|---|---|---|---|"]
+    for stem in ("modelAE", "modelAEND"):
+        r = ae[stem]
+        lines.append(f"| {stem}.h5 | {r['mse']:.5f} | {r['mse_prediction_folder']:.5f} | {r['mse_from_masked_input']:.5f} |")
+    lines += [f"| (masked input itself) | | | {ae['noisy_input_mse']:.5f} |", "",
+              f"Grids (not committed: they show real frames): {report['pictures']}/"
+              "{modelAE,modelAEND}_{predictions,masked}.png"]
+    return "\n".join(lines) + "\n"
+
+
+def main(out: Path = ROOT / "benchmarks" / "results", pictures: Path = ROOT / "runs" / "keras_import_report") -> dict:
+    torch.manual_seed(0)
+    start = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    models = course_data("RickandMorty/data/models")
+    report = {"command": COMMAND, "torch_threads": torch.get_num_threads(), "pictures": str(pictures.relative_to(ROOT)),
+              "parity": parity(models)}
+    report["motifs"] = motif_check(models)
+    report["autoencoders"] = autoencoder_check(models, pictures)
+    report["seconds"] = time.perf_counter() - start
+    (out / "keras_import_report.json").write_text(json.dumps(report, indent=2))
+    (out / "keras_import_report.md").write_text(markdown(report))
+    print(markdown(report))
+    return report
+
+
+if __name__ == "__main__":
+    main()
