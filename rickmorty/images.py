@@ -1,0 +1,101 @@
+"""Reading frames from files: decode, convert to RGB, fix the size; every problem is reported by file name."""
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torchvision.io import ImageReadMode, decode_image
+
+from common.errors import DataError
+
+# What torchvision.io.decode_image reads; anything else in a class folder is reported and skipped.
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp"}
+FRAME_SIZE = (90, 160)  # (H, W): the course's 160x90 frames
+
+
+@dataclass(frozen=True)
+class FileIssue:
+    """One problem with one input file: which file, what was wrong, and what was done about it."""
+
+    path: str
+    problem: str
+    action: str
+
+    def as_dict(self) -> dict:
+        """Return the issue as a plain dict (for JSON)."""
+        return asdict(self)
+
+
+def list_images(folder: Path) -> tuple[list[Path], list[FileIssue]]:
+    """Return the image files of a folder (sorted) and an issue for each other file found there."""
+    if not folder.is_dir():
+        raise DataError(f"folder {folder} does not exist: check the data path (the course layout is described in "
+                        "the rickmorty README section)")
+    images, others = [], []
+    for path in sorted(p for p in folder.iterdir() if p.is_file()):
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            images.append(path)
+        else:
+            others.append(FileIssue(str(path), f"not an image file ({path.suffix or 'no suffix'})", "skipped"))
+    return images, others
+
+
+def to_rgb(image: torch.Tensor) -> torch.Tensor:
+    """Return a uint8 (3, H, W) image from grey, grey+alpha, RGB or RGBA (alpha composited over white)."""
+    channels = image.shape[0]
+    colour, alpha = (image[:1] if channels <= 2 else image[:3]), None
+    if channels in (2, 4):
+        alpha = image[-1:].float() / 255
+    colour = colour.expand(3, -1, -1)
+    if alpha is not None:
+        colour = (colour.float() * alpha + 255 * (1 - alpha)).round().to(torch.uint8)
+    return colour.contiguous()
+
+
+def resize_frame(image: torch.Tensor, size: tuple[int, int] = FRAME_SIZE) -> torch.Tensor:
+    """Return a uint8 (3, H, W) image resized (antialiased, aspect not kept) to `size` = (H, W)."""
+    resized = F.interpolate(image[None].float(), size=size, mode="bilinear", antialias=True, align_corners=False)
+    return resized[0].round().clamp(0, 255).to(torch.uint8)
+
+
+def decode_frame(data: bytes, path: Path, size: tuple[int, int] = FRAME_SIZE
+                 ) -> tuple[torch.Tensor | None, list[FileIssue]]:
+    """Return a file's bytes as a uint8 (3, H, W) frame of `size` (None if undecodable) and the issues fixed."""
+    try:
+        image = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.UNCHANGED)
+    except (RuntimeError, ValueError) as error:
+        reason = str(error).rsplit(",", 1)[-1].strip() or type(error).__name__
+        return None, [FileIssue(str(path), f"cannot be decoded as an image ({reason})", "skipped")]
+    issues = []
+    if image.dim() == 4:  # animated GIF/WebP: keep the first frame
+        issues.append(FileIssue(str(path), f"{image.shape[0]} animation frames", "first frame used"))
+        image = image[0]
+    if image.shape[0] != 3:
+        mode = {1: "grayscale", 2: "grayscale+alpha", 4: "RGBA"}.get(image.shape[0], f"{image.shape[0]}-channel")
+        issues.append(FileIssue(str(path), f"{mode} image", "converted to RGB"))
+        image = to_rgb(image)
+    if tuple(image.shape[1:]) != tuple(size):
+        issues.append(FileIssue(str(path), f"size {image.shape[2]}x{image.shape[1]} (WxH), not {size[1]}x{size[0]}",
+                                f"resized to {size[1]}x{size[0]}"))
+        image = resize_frame(image, size)
+    return image, issues
+
+
+def read_frame(path: Path, size: tuple[int, int] = FRAME_SIZE) -> tuple[torch.Tensor | None, list[FileIssue]]:
+    """Return the file as a uint8 (3, H, W) frame (None if unreadable) and the issues fixed."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        return None, [FileIssue(str(path), f"cannot be read ({error.strerror})", "skipped")]
+    return decode_frame(data, Path(path), size)
+
+
+def warn_issues(issues: list[FileIssue], limit: int = 20) -> None:
+    """Emit one warning per issue (up to `limit`, then a count), naming each file."""
+    for issue in issues[:limit]:
+        warnings.warn(f"{issue.path}: {issue.problem} -> {issue.action}", stacklevel=2)
+    if len(issues) > limit:
+        warnings.warn(f"... and {len(issues) - limit} more file issues (see the audit)", stacklevel=2)
