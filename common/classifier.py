@@ -200,7 +200,9 @@ def balanced_weights(task: str, counts: torch.Tensor) -> torch.Tensor:
 def load_classifier(path: str | Path) -> Classifier:
     """Rebuild a Classifier (backbone included) from a checkpoint file, on the CPU."""
     checkpoint = read_checkpoint(path)
-    model = Classifier(build_from_spec(checkpoint["backbone_spec"]), **checkpoint["hyper_parameters"])
+    # LightningCLI's subclass mode adds private keys (e.g. "_class_path") to the saved hyperparameters.
+    hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}
+    model = Classifier(build_from_spec(checkpoint["backbone_spec"]), **hparams)
     model.on_load_checkpoint(checkpoint)
     model.load_state_dict(checkpoint["state_dict"])
     return model.eval()

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from captum.attr import LayerAttribution, LayerGradCam
 from torch import nn
+from torchmetrics.functional import classification as tmf
 
 from common.errors import ConfigError
 from common.plots import plt, save_figure
@@ -178,6 +179,19 @@ def error_gallery(images: torch.Tensor, probs: torch.Tensor, targets: torch.Tens
                           ha="right", va="center")
     fig.suptitle(f"'{output_name}' on validation: true/false positives/negatives")
     return save_figure(fig, path)
+
+
+def confusion_matrices(model: nn.Module, probs: torch.Tensor, targets: torch.Tensor) -> list[tuple[str, np.ndarray, list[str]]]:
+    """Return (title, matrix, axis labels) per confusion matrix: one for binary/multiclass, one per label for multilabel."""
+    if model.task == "multiclass":
+        matrix = tmf.multiclass_confusion_matrix(probs, targets, len(model.class_names))
+        return [("rick / morty / neither" if len(model.class_names) == 3 else "classes", matrix.numpy(),
+                 model.class_names)]
+    if model.task == "binary":
+        return [(model.class_names[1], tmf.binary_confusion_matrix(probs[:, 0], targets.long()).numpy(),
+                 model.class_names)]
+    matrices = tmf.multilabel_confusion_matrix(probs, targets.long(), len(model.class_names))
+    return [(name, m.numpy(), [f"no {name}", name]) for name, m in zip(model.class_names, matrices)]
 
 
 def error_galleries(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, folder: str | Path) -> list[Path]:

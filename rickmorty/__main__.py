@@ -1,0 +1,85 @@
+"""`python -m rickmorty fit|validate|test|predict --config configs/rickmorty/<experiment>.yaml`.
+
+The model and data are chosen in the YAML by `class_path` (LightningCLI subclass mode), so the
+classifier experiments (common.classifier.Classifier on rickmorty.data.FrameData) and other
+LightningModules on frames (the autoencoder) share this one entry point.
+
+predict (with --ckpt_path and --data.predict_dir) writes into the run folder predictions.csv:
+file (file name), one prob_<class> column per model output, label (hard label as a class name);
+plus predictions.png, every frame captioned with its prediction. After fit: training curves,
+confusion matrix, error galleries and Grad-CAM overlays of validation frames.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+
+from common.callbacks import PredictionsCSV
+from common.classifier import Classifier, load_classifier
+from common.cli import DeepBioCLI
+from common.plots import plot_confusion, plot_training_curves
+from rickmorty.explain import (confusion_matrices, error_galleries, frame_pictures, image_grid,
+                              predict_probabilities, save_grad_cam)
+
+
+class RickMortyCLI(DeepBioCLI):
+    """LightningCLI for frames: classifier plots after fit, predictions.csv and a captioned grid after predict."""
+
+    def add_arguments_to_parser(self, parser) -> None:
+        """Pass the data's class names and label mode to a Classifier (other models take no labels)."""
+        super().add_arguments_to_parser(parser)
+        parser.link_arguments("data", "model.init_args.class_names", compute_fn=lambda data: data.class_names,
+                              apply_on="instantiate")
+        parser.link_arguments("data", "model.init_args.task", compute_fn=lambda data: data.task, apply_on="instantiate")
+
+    def after_fit(self) -> None:
+        """Write training curves; for a classifier also the confusion matrix, error galleries and Grad-CAM."""
+        run_dir = self.trainer.log_dir  # a collective under DDP: every rank must ask
+        if not self.trainer.is_global_zero or not run_dir:
+            return
+        run_dir = Path(run_dir)
+        if (run_dir / "metrics.csv").is_file():
+            plot_training_curves(run_dir / "metrics.csv", run_dir / "training_curves.png")
+        if isinstance(self.model, Classifier):
+            print(f"fit plots written to {run_dir}: {[p.name for p in self.classifier_plots(run_dir)]}", flush=True)
+
+    def classifier_plots(self, run_dir: Path) -> list[Path]:
+        """Reload the best checkpoint; save confusion matrix, error galleries and Grad-CAM of validation frames."""
+        best = self.trainer.checkpoint_callback.best_model_path if self.trainer.checkpoint_callback else ""
+        model = load_classifier(best) if best else self.model.cpu().float().eval()
+        images, targets, names = self.datamodule.part_frames("val")
+        paths = error_galleries(model, images, targets, run_dir)
+        probs = predict_probabilities(model, images)
+        for title, matrix, labels in confusion_matrices(model, probs, targets):
+            paths.append(plot_confusion(matrix, labels, run_dir / f"confusion_{title.replace(' / ', '_')}.png", title))
+        if hasattr(model.backbone, "last_conv"):
+            for name in model.output_names:
+                paths.append(save_grad_cam(model, images[:8], name, run_dir / f"grad_cam_{name}.png", names[:8]))
+        return paths
+
+    def after_predict(self) -> None:
+        """Save predictions.png: each predicted frame captioned with its label and probabilities."""
+        run_dir = self.trainer.log_dir  # a collective under DDP: every rank must ask
+        predictions = self.trainer.predict_loop.predictions
+        if not self.trainer.is_global_zero or not predictions or not isinstance(self.model, Classifier):
+            return
+        import torch
+
+        probs = torch.cat([p.float().cpu() for p in predictions])
+        labels = self.model.hard_labels(probs)
+        captions = [f"{name}\n{label} ({', '.join(f'{p:.2f}' for p in row)})"
+                    for name, label, row in zip(self.datamodule.predict_ids, labels, probs.tolist())]
+        path = image_grid(frame_pictures(self.datamodule.predict_images), captions, Path(run_dir) / "predictions.png",
+                          title=f"predictions ({', '.join(self.model.output_names)})")
+        print(f"prediction grid written to {path}", flush=True)
+
+
+def main(args=None) -> None:
+    """Run the rickmorty command line."""
+    RickMortyCLI(L.LightningModule, L.LightningDataModule, args=args, subclass_mode_model=True,
+                 subclass_mode_data=True, trainer_defaults={"callbacks": [PredictionsCSV()]})
+
+
+if __name__ == "__main__":
+    main()
