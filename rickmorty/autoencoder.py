@@ -1,6 +1,7 @@
 """The course's convolutional autoencoder (and its denoising and bottleneck variants) as a LightningModule."""
 from __future__ import annotations
 
+import inspect
 from typing import Sequence
 
 import lightning as L
@@ -171,3 +172,9 @@ class ConvAutoencoder(L.LightningModule):
 
     def configure_optimizers(self):
         return make_optimizer(self.parameters(), self.hparams.optimizer, self.hparams.lr, self.hparams.weight_decay)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # `python -m rickmorty` links the data's class names and task into every model's hparams; an
+        # autoencoder takes neither, and `--ckpt_path` would pass them back to __init__.
+        own = set(inspect.signature(ConvAutoencoder.__init__).parameters) | {"_class_path", "_instantiator"}
+        checkpoint["hyper_parameters"] = {k: v for k, v in checkpoint["hyper_parameters"].items() if k in own}
