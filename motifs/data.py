@@ -137,7 +137,10 @@ class MotifData(L.LightningDataModule):
         synthetic = not hp.sources and not hp.labelled_bed
         negative = "random" if synthetic else hp.negative_class
         has_negatives = bool(self.negatives) or (synthetic and self.task != "multilabel")
-        if self.negatives and "genome" in self.negatives and not hp.genome:
+        if synthetic and self.negatives:
+            raise ConfigError("the built-in synthetic data has its own 'random' class: negatives apply to sources "
+                              "or labelled_bed")
+        if "genome" in self.negatives and not hp.genome:
             raise ConfigError("negatives 'genome' draws random genome windows: give genome (a FASTA file)")
         if self.task == "multilabel":
             return classes
