@@ -24,7 +24,7 @@ from motifs.data import MotifData
 from motifs.explain import position_importance, substitution_ism, top_position_enrichment, zero_ism
 from motifs.models import CourseCNN, MultiKernelCNN
 from motifs.pwm import hit_mask, known_matrix
-from motifs.tour import train
+from motifs.experiment import train
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BACKBONES = {"course": lambda: CourseCNN(dense_activation="relu"), "multikernel": MultiKernelCNN}

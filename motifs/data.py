@@ -338,15 +338,19 @@ class MotifData(L.LightningDataModule):
         return batch_loader(BatchTensors(*self.splits[part].tensors()), self.hparams.batch_size, shuffle=shuffle)
 
     def train_dataloader(self):
+        """Return training batches (x, y), shuffled."""
         return self._loader("train", shuffle=True)
 
     def val_dataloader(self):
+        """Return validation batches (x, y)."""
         return self._loader("val")
 
     def test_dataloader(self):
+        """Return test batches (x, y)."""
         return self._loader("test")
 
     def predict_dataloader(self):
+        """Return batches (x,) of predict_fasta, in file order."""
         return batch_loader(BatchTensors(self.predict_x), self.hparams.batch_size)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):

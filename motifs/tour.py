@@ -4,48 +4,19 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
-from torch import nn
 
-from common.classifier import Classifier, load_classifier
+from common.classifier import Classifier
 from common.plots import plot_confusion, plot_training_curves
 from common.report import Section
 from common.seeding import seed_everything
 from common.summary import count_parameters
-from common.trainer import build_trainer
 from motifs.data import MotifData
-from motifs.explain import (filter_pfms, filter_similarities, implant_auroc, position_importance, substitution_ism,
-                            zero_ism)
+from motifs.experiment import ism_against_implants, train
+from motifs.explain import filter_pfms, filter_similarities
 from motifs.logos import plot_attribution, plot_filter_logos
 from motifs.models import CourseCNN
 from motifs.pwm import known_matrix
-
-
-def train(data: MotifData, backbone: nn.Module, run_dir: Path, name: str, epochs: int, optimizer: str = "adam",
-          lr: float = 3e-3) -> tuple[Classifier, Path]:
-    """Train a Classifier on `data`, test the best checkpoint; return it (with test metrics) and its run folder."""
-    seed_everything(0)
-    model = Classifier(backbone, data.class_names, task=data.task, optimizer=optimizer, lr=lr)
-    trainer = build_trainer(max_epochs=epochs, default_root_dir=str(run_dir), run_name=name,
-                            enable_progress_bar=False, log_every_n_steps=20)
-    trainer.fit(model, data)
-    best = load_classifier(trainer.checkpoint_callback.best_model_path)
-    trainer.test(best, data, verbose=False)
-    return best.eval(), Path(trainer.log_dir)
-
-
-def ism_against_implants(model: Classifier, data: MotifData, n: int = 60) -> dict[str, object]:
-    """Return ISM of n random implanted test windows (true class as target) and its AUROC against the implants."""
-    test = data.splits["test"]
-    implanted = np.flatnonzero(test.implant_mask.any(1))
-    rows = np.sort(np.random.default_rng(0).choice(implanted, min(n, len(implanted)), replace=False))
-    x, y = test.subset(rows).tensors()
-    substitutions = substitution_ism(model, x, y)
-    importance = position_importance(substitutions)
-    return {"x": x, "y": y, "mask": test.implant_mask[rows], "importance": importance,
-            "substitution_auroc": implant_auroc(importance, test.implant_mask[rows]),
-            "zero_auroc": implant_auroc(zero_ism(model, x, y), test.implant_mask[rows])}
 
 
 def run_tour(run_dir: Path) -> list[Section]:

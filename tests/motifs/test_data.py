@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from common.errors import ConfigError, DataError
-from motifs.background import overlaps, merge_regions
+from motifs.background import merge_regions, overlaps
 from motifs.data import MotifData
 from motifs.encode import gc_content
 from motifs.shuffle import dinucleotide_counts

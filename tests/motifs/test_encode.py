@@ -1,7 +1,6 @@
 """One-hot encoding (lookup table), N handling, reverse complement and augmentation, as pure functions."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 

@@ -14,7 +14,7 @@ from motifs.explain import (class_probabilities, filter_pfms, filter_similaritie
 from motifs.logos import plot_attribution, plot_filter_logos
 from motifs.models import CourseCNN
 from motifs.pwm import hit_mask, known_matrix
-from motifs.tour import ism_against_implants, train
+from motifs.experiment import ism_against_implants, train
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import stat
 import pytest
 
 from common.errors import DataError
-from motifs.io import bed_windows, open_fasta, parse_region, read_bed, read_fasta
+from motifs.io import bed_windows, parse_region, read_bed, read_fasta
 
 
 def write(path, text):

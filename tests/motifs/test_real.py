@@ -8,7 +8,7 @@ from motifs.data import MotifData
 from motifs.explain import top_position_enrichment, zero_ism
 from motifs.models import CourseCNN
 from motifs.pwm import hit_mask, known_matrix
-from motifs.tour import train
+from motifs.experiment import train
 
 
 @pytest.fixture(scope="module")
