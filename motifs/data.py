@@ -160,7 +160,8 @@ class MotifData(L.LightningDataModule):
         elif hp.sources:
             what = ", ".join(f"{name}: {path}" for name, path in hp.sources.items())
         else:
-            what = f"synthetic (built-in, JASPAR SOX17/PRDM1 implants, {hp.synthetic_per_class} per class, seed {hp.seed})"
+            what = (f"synthetic (built-in, JASPAR SOX17/PRDM1 implants, {hp.synthetic_per_class} per class, "
+                    f"seed {hp.seed})")
         negatives = f"; negatives: {', '.join(self.negatives)}" if self.negatives else ""
         split = (f"chromosome split (val {self.val_chromosomes}, test {self.test_chromosomes})"
                  if hp.split == "chromosome" else f"random split (val {hp.val_fraction}, test {hp.test_fraction})")

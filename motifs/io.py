@@ -1,4 +1,4 @@
-"""Read DNA windows: FASTA records via pyfaidx, BED intervals cut from a genome FASTA (course: bedtools slop/getfasta)."""
+"""Read DNA windows: FASTA records via pyfaidx; BED intervals cut from a genome FASTA (bedtools slop/getfasta)."""
 from __future__ import annotations
 
 import hashlib
@@ -53,7 +53,8 @@ def open_fasta(path: str | Path, index_dir: str | Path | None = None) -> pyfaidx
         name = duplicate.group(1) if duplicate else str(error)
         raise DataError(f"{path}: the record name {name!r} appears more than once; names must be unique") from None
     except OSError as error:
-        raise DataError(f"cannot write the index {index} of {path} ({error}); pass index_dir= a writable folder") from None
+        raise DataError(f"cannot write the index {index} of {path} ({error}); "
+                        "pass index_dir= a writable folder") from None
     if not fasta.keys():
         raise DataError(f"FASTA file {path} holds no records (no line starting with '>')")
     return fasta
@@ -124,7 +125,7 @@ def check_intervals(intervals: list[Interval], lengths: dict[str, int], source: 
 
 
 def centred_windows(intervals: list[Interval], lengths: dict[str, int], half_width: int) -> list[tuple[str, int, int]]:
-    """Return (chrom, start, end) of each interval's centre +/- half_width, clipped to the chromosome (bedtools slop)."""
+    """Return (chrom, start, end) of each interval's centre +/- half_width, clipped to the chromosome."""
     windows = []
     for interval in intervals:
         centre = (interval.start + interval.end) // 2

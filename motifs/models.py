@@ -1,4 +1,4 @@
-"""Backbones for one-hot DNA (N, 4, L): the course's motif CNN and a multi-kernel variant; the Classifier adds the head."""
+"""Backbones for one-hot DNA (N, 4, L): the course's motif CNN and a multi-kernel variant (Classifier adds the head)."""
 from __future__ import annotations
 
 from typing import Literal
@@ -23,7 +23,7 @@ def conv_relu_pool(in_channels: int, filters: int, kernel_size: int) -> nn.Seque
 
 @remember_init_args
 class CourseCNN(nn.Module):
-    """The course's motif CNN: Conv1d 20@5 relu maxpool2, Conv1d 64@5 relu maxpool2, Flatten (3,008), Dense 100, Dropout.
+    """The course's motif CNN: Conv1d 20@5 relu pool2, Conv1d 64@5 relu pool2, Flatten (3,008), Dense 100, Dropout.
 
     The keras original (modelCNNTF.h5) has no activation on Dense(100): `dense_activation`
     "linear" is exact, "relu" an option. Output features: `dense` (the Classifier adds the head).
@@ -51,7 +51,7 @@ class CourseCNN(nn.Module):
 
 @remember_init_args
 class MultiKernelCNN(nn.Module):
-    """Parallel first convolutions of several widths, concatenated (the course's functional-API idea), then the course stack.
+    """Parallel first convolutions of several widths, concatenated (the course's functional-API idea), then conv+dense.
 
     Each width k gets `filters_per_kernel` filters with 'same' padding, so the branches line up;
     then ReLU, MaxPool(2), Conv1d 64@5 relu maxpool2, Flatten, Dense, Dropout.

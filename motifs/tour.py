@@ -1,4 +1,4 @@
-"""The motif part of the tour: the course CNN on built-in synthetic data, ISM checked against the implants, filter logos."""
+"""The motif part of the tour: the course CNN on built-in synthetic data, ISM against the implants, filter logos."""
 from __future__ import annotations
 
 import time
@@ -33,7 +33,8 @@ def run_tour(run_dir: Path) -> list[Section]:
         "Motifs: the course CNN finds SOX17 and PRDM1 sites",
         "200 bp windows with a genome-like composition (41% GC); SOX17 windows hold 3 instances sampled from JASPAR "
         "MA0078.1, PRDM1 windows 3 from MA0508.1, random windows none. The course CNN (Conv1d 20@5, 64@5, Dense 100, "
-        f"{count_parameters(model):,} parameters) trained with Adam; split by chromosome (validation chr7, test chr10).",
+        f"{count_parameters(model):,} parameters) trained with Adam; split by chromosome (validation chr7, "
+        "test chr10).",
         {"test accuracy": metrics["test_acc"], "test balanced accuracy": metrics["test_bal_acc"],
          "test AUROC (macro)": metrics["test_auroc"], "windows (train/val/test)":
              "/".join(str(len(data.splits[p].names)) for p in ("train", "val", "test"))},

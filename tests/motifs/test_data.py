@@ -117,7 +117,8 @@ def test_labelled_bed_classes_from_a_column(tmp_path):
     rng = np.random.default_rng(3)
     genome = write_fasta(tmp_path / "genome.fa", [(f"chr{i}", random_dna(rng, 2000)) for i in (1, 2, 3)])
     bed = tmp_path / "labels.bed"
-    bed.write_text("".join(f"chr{1 + i % 3}\t{100 + i * 60}\t{120 + i * 60}\tpeak{i}\t{'SOX17' if i % 2 else 'PRDM1,SOX17'}\n"
+    labels = ["PRDM1,SOX17", "SOX17"]
+    bed.write_text("".join(f"chr{1 + i % 3}\t{100 + i * 60}\t{120 + i * 60}\tpeak{i}\t{labels[i % 2]}\n"
                            for i in range(24)))
     data = make(tmp_path, labelled_bed=str(bed), genome=genome, label_column=5, task="multilabel", split="random")
     assert data.class_names == ["PRDM1", "SOX17"]
@@ -129,7 +130,8 @@ def test_chromosome_split_errors_are_clear(tmp_path):
     path = write_fasta(tmp_path / "plain.fa", [(f"seq{i}", random_dna(rng, 20)) for i in range(10)])
     with pytest.raises(DataError, match="'seq0' is not named 'chrom:start-end'.*split: random"):
         make(tmp_path, sources={"A": path}, task="binary", negatives=["shuffle"])
-    named = write_fasta(tmp_path / "named.fa", [(f"chr1:{i * 50}-{i * 50 + 20}", random_dna(rng, 20)) for i in range(10)])
+    named = write_fasta(tmp_path / "named.fa",
+                        [(f"chr1:{i * 50}-{i * 50 + 20}", random_dna(rng, 20)) for i in range(10)])
     with pytest.raises(DataError, match=r"no window lies on the validation chromosomes \['chr2'\]"):
         make(tmp_path, sources={"A": named}, task="binary", negatives=["shuffle"])
 

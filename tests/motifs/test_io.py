@@ -21,7 +21,8 @@ def genome(tmp_path):
     chr1 = "ACGT" * 20 + "acgtacgtacgtacgtacgt"
     chr2 = "TTTTGGGGCCCCAAAA" * 2 + "ACGTACGT"
     lines = [chr1[i:i + 30] for i in range(0, 100, 30)]
-    return write(tmp_path / "genome.fa", ">chr1 some description\n" + "\n".join(lines) + "\n>chr2\n" + chr2 + "\n"), chr1, chr2
+    text = ">chr1 some description\n" + "\n".join(lines) + "\n>chr2\n" + chr2 + "\n"
+    return write(tmp_path / "genome.fa", text), chr1, chr2
 
 
 def test_fasta_records_in_order_upper_case(tmp_path):
