@@ -174,7 +174,8 @@ class Classifier(L.LightningModule):
         return self.probabilities(self(x))
 
     def configure_optimizers(self):
-        return make_optimizer(self.parameters(), self.hparams.optimizer, self.hparams.lr,
+        # Frozen parameters stay out, so a fine-tuning callback can add them later as their own group.
+        return make_optimizer([p for p in self.parameters() if p.requires_grad], self.hparams.optimizer, self.hparams.lr,
                               self.hparams.weight_decay, self.hparams.momentum)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:

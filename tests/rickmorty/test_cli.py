@@ -1,0 +1,40 @@
+"""`python -m rickmorty fit` then `predict` on a folder: predictions.csv (the documented contract) and the grid."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from rickmorty.__main__ import main
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "rickmorty"
+
+
+@pytest.mark.parametrize("config", ["dense", "cnn_binary", "cnn_multilabel", "cnn_multiclass", "transfer",
+                                    "cnn_synthetic", "improved_binary", "improved_multiclass"])
+def test_every_config_parses(config, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["fit", "--config", str(CONFIGS / f"{config}.yaml"), "--print_config"])
+    assert stop.value.code == 0
+    assert "class_path: common.classifier.Classifier" in capsys.readouterr().out
+
+
+def test_fit_then_predict_writes_the_predictions_contract(tmp_path, frame_tree):
+    common = ["--config", str(CONFIGS / "cnn_synthetic.yaml"), "--trainer.default_root_dir", str(tmp_path),
+              "--trainer.enable_progress_bar", "false"]
+    main(["fit", *common, "--trainer.max_epochs", "1", "--data.synthetic_count", "120", "--data.task", "multilabel"])
+    run = tmp_path / "rickmorty_cnn_synthetic" / "version_0"
+    for name in ("training_curves.png", "gallery_rick.png", "gallery_morty.png", "confusion_rick.png",
+                 "grad_cam_morty.png"):
+        assert (run / name).is_file(), name
+    best = next((run / "checkpoints").glob("best*.ckpt"))
+    main(["predict", *common, "--data.task", "multilabel", "--ckpt_path", str(best),
+          "--data.predict_dir", str(frame_tree / "rick")])
+    out = tmp_path / "rickmorty_cnn_synthetic" / "version_1"
+    with open(out / "predictions.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == ["file", "prob_rick", "prob_morty", "label"]
+    assert [r["file"] for r in rows] == sorted(p.name for p in (frame_tree / "rick").iterdir())
+    assert all(0 <= float(r["prob_rick"]) <= 1 and r["label"] in ("rick", "morty", "rick+morty", "none") for r in rows)
+    assert (out / "predictions.png").is_file()

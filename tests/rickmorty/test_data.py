@@ -1,0 +1,102 @@
+"""FrameData: label modes, splits, loaders (cache and stream with augmentation), folder trees, CSV and test folders."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from common.errors import ConfigError, DataError
+from rickmorty.augment import augmentation
+from rickmorty.data import FrameData, presence_targets, take_groups, target_tensor
+from rickmorty.images import FRAME_SIZE
+
+
+def test_presence_targets_per_task():
+    presence = torch.tensor([[0, 0], [1, 0], [0, 1], [1, 1]])
+    assert presence_targets(presence, "binary")[0] == [0, 1, 0, 1]
+    assert presence_targets(presence, "multilabel")[0] == [(0, 0), (1, 0), (0, 1), (1, 1)]
+    targets, keep = presence_targets(presence, "multiclass")
+    assert targets == [2, 0, 1] and keep.tolist() == [0, 1, 2]  # "both" is left out
+
+
+def test_target_tensor_dtypes():
+    assert target_tensor([0, 1], "binary").dtype == torch.float32
+    assert target_tensor([(0, 1)], "multilabel").shape == (1, 2)
+    assert target_tensor([2, 0], "multiclass").dtype == torch.int64
+
+
+def test_take_groups_keeps_whole_groups():
+    groups = np.array([0, 0, 0, 1, 1, 2, 3, 3])
+    kept = take_groups(groups, 5, seed=0)
+    assert len(kept) <= 5
+    for g in set(groups[kept].tolist()):
+        assert (groups[kept] == g).sum() == (groups == g).sum()
+
+
+def test_augmentation_changes_frames_but_keeps_shape_and_range():
+    image = torch.randint(0, 256, (3, *FRAME_SIZE), dtype=torch.uint8)
+    torch.manual_seed(0)
+    out = augmentation()(image)
+    assert out.shape == (3, *FRAME_SIZE) and out.dtype == torch.float32 and 0 <= out.min() and out.max() <= 1
+    assert not torch.allclose(out, image.float() / 255)
+    assert torch.allclose(augmentation(0, 0, 0, False, 0, 0)(image), image.float() / 255)
+
+
+@pytest.mark.parametrize("task,shape,dtype", [("binary", (16,), torch.float32), ("multilabel", (16, 2), torch.float32),
+                                              ("multiclass", (16,), torch.int64)])
+def test_synthetic_batches_per_task(task, shape, dtype):
+    data = FrameData(None, task=task, synthetic_count=120, batch_size=16)
+    data.setup("fit")
+    x, y = data.on_after_batch_transfer(next(iter(data.train_dataloader())), 0)
+    assert x.shape == (16, 3, *FRAME_SIZE) and x.dtype == torch.float32 and x.max() <= 1
+    assert y.shape == shape and y.dtype == dtype
+    counts = data.train_label_counts()
+    assert counts.shape == {"binary": (2,), "multilabel": (2, 2), "multiclass": (3,)}[task]
+    assert int(counts.sum()) == len(data.parts["train"]) * (2 if task == "multilabel" else 1)
+    assert data.class_names == {"binary": ["not_rick", "rick"], "multilabel": ["rick", "morty"],
+                                "multiclass": ["rick", "morty", "neither"]}[task]
+
+
+def test_folder_tree_stream_loading_with_augmentation_in_workers(frame_tree):
+    data = FrameData(str(frame_tree), task="multiclass", loading="stream", augment=True, batch_size=4,
+                     num_workers=1, cache_dir=None, val_fraction=0.25)
+    assert data.class_names == ["morty", "rick"]
+    data.setup("fit")
+    x, y = next(iter(data.train_dataloader()))
+    assert x.shape == (4, 3, *FRAME_SIZE) and x.dtype == torch.float32 and y.dtype == torch.int64
+
+
+def test_labels_csv_for_multilabel(tmp_path, frame_tree):
+    rows = ["path,label"] + [f"{p.relative_to(frame_tree)},{p.parent.name};extra" for p in sorted(frame_tree.rglob("*.jpg"))]
+    rows.append("missing.jpg,rick")
+    csv = tmp_path / "labels.csv"
+    csv.write_text("\n".join(rows) + "\n")
+    data = FrameData(str(frame_tree), task="multilabel", labels_csv=str(csv), cache_dir=None)
+    assert data.class_names == ["extra", "morty", "rick"]
+    with pytest.warns(UserWarning, match="missing.jpg"):
+        data.setup("fit")
+    assert set(data.frames.targets) == {(1, 1, 0), (1, 0, 1)}
+
+
+def test_held_out_test_folder_and_cache(tmp_path, frame_tree):
+    data = FrameData(str(frame_tree), task="binary", test_dir=str(frame_tree), cache_dir=str(tmp_path / "cache"),
+                     val_fraction=0.25)
+    data.setup("fit")
+    assert len(data.parts["train"]) == 0  # the same folder: every training frame shares a scene with the test folder
+    assert len(data._part("test")[0]) == 24
+    assert list((tmp_path / "cache").glob("frames-*.pt"))
+    again = FrameData(str(frame_tree), task="binary", cache_dir=str(tmp_path / "cache"))
+    assert len(again.load_frames().targets) == 24  # read back from the cache
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ConfigError, match="split"):
+        FrameData(None, split="sideways")
+    with pytest.raises(ConfigError, match="val_fraction"):
+        FrameData(None, val_fraction=0.7, test_fraction=0.4)
+    with pytest.raises(ConfigError, match="task"):
+        FrameData(None, task="regression")
+    with pytest.raises(ConfigError, match="predict_dir"):
+        FrameData(None).setup("predict")
+    with pytest.raises(DataError):
+        FrameData("/nonexistent/frames")
