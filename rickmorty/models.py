@@ -22,7 +22,10 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 @remember_init_args
 class DenseBaseline(nn.Module):
-    """The course's dense net: Flatten -> Dense 100 relu -> Dense 120 relu (4,332,341 parameters with a 1-logit head)."""
+    """The course's dense net: Flatten -> Dense 100 relu -> Dense 120 relu (4,332,341 parameters with a 1-logit head).
+
+    Layers start as keras starts them (Glorot-uniform weights, zero biases).
+    """
 
     def __init__(self, input_shape: tuple[int, int, int] = (3, 90, 160), units: tuple[int, ...] = (100, 120)) -> None:
         super().__init__()
@@ -33,10 +36,20 @@ class DenseBaseline(nn.Module):
             width = n
         self.layers = nn.Sequential(*layers)
         self.out_features = width
+        keras_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return features (N, units[-1]) of frames (N, 3, H, W)."""
         return self.layers(x)
+
+
+def keras_init(module: nn.Module) -> None:
+    """Initialise Conv2d and Linear layers as keras does: Glorot-uniform weights, zero biases."""
+    for layer in module.modules():
+        if isinstance(layer, (nn.Conv2d, nn.Linear)):
+            nn.init.xavier_uniform_(layer.weight)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
 
 
 def conv_relu_pool(in_channels: int, filters: int, kernel_size: int) -> nn.Sequential:
@@ -50,6 +63,7 @@ class CourseCNN(nn.Module):
 
     The course's Dense(100) has no activation (keras' default, linear): `dense_activation`
     "linear" is exact, "relu" an option. 90x160 frames give 64 x 7 x 16 = 7,168 flattened features.
+    Layers start as keras starts them (Glorot-uniform weights, zero biases).
     """
 
     def __init__(self, input_shape: tuple[int, int, int] = (3, 90, 160), filters: tuple[int, ...] = (20, 20, 64),
@@ -65,6 +79,7 @@ class CourseCNN(nn.Module):
         self.dense = nn.Sequential(nn.Flatten(), nn.Linear(self.flat_features, dense),
                                    ACTIVATIONS[dense_activation](), nn.Dropout(dropout))
         self.out_features = dense
+        keras_init(self)  # keras' defaults; PyTorch's smaller default weights make the course net start slowly
 
     @property
     def last_conv(self) -> nn.Module:
@@ -76,9 +91,10 @@ class CourseCNN(nn.Module):
         return self.dense(self.features(x))
 
 
-def conv_bn_block(in_channels: int, filters: int) -> nn.Sequential:
-    """Return two (Conv 3x3 'same' -> BatchNorm -> ReLU) layers."""
-    return nn.Sequential(nn.Conv2d(in_channels, filters, 3, padding=1, bias=False), nn.BatchNorm2d(filters), nn.ReLU(),
+def conv_bn_block(in_channels: int, filters: int, stride: int = 1) -> nn.Sequential:
+    """Return two (Conv 3x3 -> BatchNorm -> ReLU) layers; the first may stride, the second keeps the size."""
+    return nn.Sequential(nn.Conv2d(in_channels, filters, 3, stride=stride, padding=1, bias=False),
+                         nn.BatchNorm2d(filters), nn.ReLU(),
                          nn.Conv2d(filters, filters, 3, padding=1, bias=False), nn.BatchNorm2d(filters), nn.ReLU())
 
 
@@ -88,16 +104,19 @@ class BatchNormCNN(nn.Module):
 
     Global pooling makes the features position-independent (a character anywhere in the frame)
     and keeps the parameter count small; batch norm lets it train fast at a high learning rate.
+    The first convolution strides by `stem_stride` (2: half resolution), which keeps the cost near
+    the course CNN's on a CPU.
     """
 
-    def __init__(self, widths: tuple[int, ...] = (32, 64, 128, 192), dropout: float = 0.3) -> None:
+    def __init__(self, widths: tuple[int, ...] = (16, 32, 64, 128), stem_stride: int = 2,
+                 dropout: float = 0.3) -> None:
         super().__init__()
         channels = [3, *widths]
         stages: list[nn.Module] = []
         for i, (a, b) in enumerate(zip(channels, channels[1:])):
             if i:
                 stages.append(nn.MaxPool2d(2))
-            stages.append(conv_bn_block(a, b))
+            stages.append(conv_bn_block(a, b, stride=1 if i else stem_stride))
         self.features = nn.Sequential(*stages)
         self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout))
         self.out_features = widths[-1]
