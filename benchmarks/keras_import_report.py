@@ -6,7 +6,8 @@
 2. modelCNNTF.h5 (trained by the course on SOX17 / PRDM1 / random) on the real SOX17 peaks: what it
    predicts, against dinucleotide-shuffled copies of the same peaks; then substitution ISM towards
    SOX17 on a sample of peaks: do the most important positions fall in SOX17 (JASPAR MA0078.1) sites?
-3. modelAE.h5 / modelAEND.h5 on real frames: reconstruction MSE, a grid, and the denoiser on masked frames.
+3. modelAE.h5 / modelAEND.h5 on real frames: reconstruction MSE, grids, and the denoiser on masked frames.
+4. convmodel.h5 (an image CNN) on the prediction folder, whose file names hint at the answer.
 Writes benchmarks/results/keras_import_report.{json,md}; the grids (real frames: not for the repository)
 go to runs/keras_import_report/.
 """
@@ -19,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torchvision.io import decode_jpeg, read_file
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -33,9 +33,9 @@ from motifs.keras_weights import motif_classifier_from_keras  # noqa: E402
 from motifs.pwm import hit_mask, known_matrix  # noqa: E402
 from motifs.shuffle import shuffle_all  # noqa: E402
 from regression.keras_weights import dense_regressor_from_keras  # noqa: E402
-from rickmorty.autoencoder_plots import frame_mse, plot_reconstruction_grid  # noqa: E402
+from rickmorty.autoencoder_tour import course_autoencoders_on_frames, read_frames  # noqa: E402
+from rickmorty.images import list_images  # noqa: E402
 from rickmorty.keras_weights import autoencoder_from_keras  # noqa: E402
-from rickmorty.noise import masking_noise  # noqa: E402
 
 GOLDEN = ROOT / "tests" / "fixtures" / "keras_golden"
 COMMAND = "/work/venv/bin/python benchmarks/keras_import_report.py"
@@ -109,45 +109,30 @@ def motif_check(models: Path, n_ism: int = 400, seed: int = 0) -> dict:
     return result
 
 
-def read_frames(paths: list[Path]) -> tuple[torch.Tensor, list[str]]:
-    """Return uint8 frames (N, 3, 90, 160) from JPEG files (other sizes skipped) and their names."""
-    frames, names = [], []
-    for path in paths:
-        image = decode_jpeg(read_file(str(path)))
-        if image.shape == (3, 90, 160):
-            frames.append(image)
-            names.append(path.name)
-    return torch.stack(frames), names
+@torch.no_grad()
+def autoencoder_check(models: Path, pictures: Path, n_frames: int = 192, seed: int = 0) -> dict:
+    """Return reconstruction MSEs of modelAE / modelAEND on random real frames and the prediction folder."""
+    every, _ = list_images(course_data("RickandMorty/data/ThreeClassModel/Both"))
+    for folder in ("AllRickImages", "AllMortyImages", "Neither"):
+        every += list_images(course_data(f"RickandMorty/data/ThreeClassModel/{folder}"))[0]
+    sample = [every[i] for i in np.random.default_rng(seed).choice(len(every), n_frames, replace=False)]
+    result = {"source": f"{n_frames} random ThreeClassModel files (seed {seed})", "masking_noise_fraction": 0.2}
+    result["frames"], _ = course_autoencoders_on_frames(read_frames(sample), models, pictures / "frames")
+    predictions, _ = list_images(course_data("RickandMorty/data/predictions"))
+    result["prediction_folder"], _ = course_autoencoders_on_frames(read_frames(predictions), models,
+                                                                   pictures / "predictions")
+    return result
 
 
 @torch.no_grad()
-def autoencoder_check(models: Path, pictures: Path, n_frames: int = 192, seed: int = 0) -> dict:
-    """Return reconstruction MSE of modelAE / modelAEND on real frames; write grids."""
-    folder = course_data("RickandMorty/data/ThreeClassModel")
-    every = sorted(folder.glob("*/*.jpg"))
-    sample = [every[i] for i in np.random.default_rng(seed).choice(len(every), n_frames, replace=False)]
-    frames, _ = read_frames(sample)
-    predictions, prediction_names = read_frames(sorted(course_data("RickandMorty/data/predictions").glob("*.jpg")))
-    clean = frames.float() / 255
-    noisy = masking_noise(clean, 0.2, torch.Generator().manual_seed(seed))
-    result = {"n_frames": len(frames), "source": "random ThreeClassModel frames (seed 0)",
-              "masking_noise_fraction": 0.2, "noisy_input_mse": float((noisy - clean).pow(2).mean())}
-    for stem in ("modelAE", "modelAEND"):
-        model = autoencoder_from_keras(models / f"{stem}.h5")
-        recon = torch.cat([model(clean[i:i + 16]) for i in range(0, len(clean), 16)])
-        denoised = torch.cat([model(noisy[i:i + 16]) for i in range(0, len(noisy), 16)])
-        pred = model(predictions.float() / 255)
-        result[stem] = {"mse": float((recon - clean).pow(2).mean()),
-                        "mse_prediction_folder": float((pred - predictions.float() / 255).pow(2).mean()),
-                        "mse_from_masked_input": float((denoised - clean).pow(2).mean())}
-        rows = {"original": predictions[:6].float() / 255, "reconstruction": pred[:6]}
-        plot_reconstruction_grid(rows, pictures / f"{stem}_predictions.png",
-                                 f"{stem}.h5 (course weights) on the prediction folder", frame_mse(rows))
-        rows = {"original": clean[:6], "masked 20%": noisy[:6], "reconstruction": denoised[:6]}
-        plot_reconstruction_grid(rows, pictures / f"{stem}_masked.png",
-                                 f"{stem}.h5 on masked real frames", frame_mse(rows))
-    result["prediction_frames"] = prediction_names[:6]
-    return result
+def image_cnn_check(models: Path) -> dict:
+    """Return convmodel.h5's P(Rick) on the prediction folder (file names hint at the answer)."""
+    paths, _ = list_images(course_data("RickandMorty/data/predictions"))
+    probs = keras_sequential(models / "convmodel.h5")(read_frames(paths).float() / 255)[:, 0]
+    hinted = [(p.name, float(q)) for p, q in zip(paths, probs) if p.name.startswith(("Rick", "Morty"))]
+    correct = [(name.startswith("Rick")) == (q >= 0.5) for name, q in hinted]
+    return {"p_rick": {p.name: round(float(q), 4) for p, q in zip(paths, probs)},
+            "agrees_with_file_name": f"{sum(correct)}/{len(correct)}"}
 
 
 def markdown(report: dict) -> str:
@@ -179,14 +164,18 @@ def markdown(report: dict) -> str:
               f"{ism['top_9mer_has_sox_core_ACAAT']:.1%} of peaks (fixed 9-mers of the same peaks: "
               f"{ism['random_9mer_has_sox_core_ACAAT']:.1%}). Sample: {', '.join(ism['top_9mers_sample'])}"]
     ae = report["autoencoders"]
-    lines += ["", f"## modelAE.h5 / modelAEND.h5 on {ae['n_frames']} real frames ({ae['source']})", "",
-              "| model | MSE | MSE, prediction folder | MSE from 20%-masked input |", "|---|---|---|---|"]
-    for stem in ("modelAE", "modelAEND"):
-        r = ae[stem]
-        lines.append(f"| {stem}.h5 | {r['mse']:.5f} | {r['mse_prediction_folder']:.5f} | {r['mse_from_masked_input']:.5f} |")
-    lines += [f"| (masked input itself) | | | {ae['noisy_input_mse']:.5f} |", "",
-              f"Grids (not committed: they show real frames): {report['pictures']}/"
-              "{modelAE,modelAEND}_{predictions,masked}.png"]
+    lines += ["", "## modelAE.h5 / modelAEND.h5 on real frames", "",
+              f"Frames: {ae['source']}, and the 16 frames of the prediction folder. 'masked': "
+              f"{ae['masking_noise_fraction']:.0%} of pixels set to black (the course's denoising exercise).", "",
+              "| frames | " + " | ".join(ae["frames"]) + " |", "|---" * (len(ae["frames"]) + 1) + "|"]
+    for key, label in (("frames", "random files"), ("prediction_folder", "prediction folder")):
+        lines.append(f"| {label} | " + " | ".join(f"{v:.5f}" for v in ae[key].values()) + " |")
+    cnn = report["image_cnn"]
+    lines += ["", "## convmodel.h5 (the older image CNN, 3x3 pooling; keras_sequential) on the prediction folder", "",
+              f"P(Rick) agrees with the file name (Rick_*/Morty_*) for {cnn['agrees_with_file_name']} frames: "
+              + ", ".join(f"{k} {v:.2f}" for k, v in cnn["p_rick"].items()),
+              "", f"Grids (not committed: they show real frames): {report['pictures']}/"
+              "{frames,predictions}/{modelAE,modelAEND}_{clean,masked}.png"]
     return "\n".join(lines) + "\n"
 
 
@@ -199,6 +188,7 @@ def main(out: Path = ROOT / "benchmarks" / "results", pictures: Path = ROOT / "r
               "parity": parity(models)}
     report["motifs"] = motif_check(models)
     report["autoencoders"] = autoencoder_check(models, pictures)
+    report["image_cnn"] = image_cnn_check(models)
     report["seconds"] = time.perf_counter() - start
     (out / "keras_import_report.json").write_text(json.dumps(report, indent=2))
     (out / "keras_import_report.md").write_text(markdown(report))
