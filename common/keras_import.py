@@ -188,7 +188,9 @@ def read_keras_model(path: str | Path) -> KerasModel:
     try:
         handle = h5py.File(path, "r")
     except OSError as error:
-        raise _fail(path, f"is not a readable HDF5 file ({error}); is it truncated, or not a keras .h5 model?") from error
+        hint = ("a keras 3 '.keras' file is a zip archive: save the model with model.save('name.h5') instead"
+                if path.suffix == ".keras" else "is it truncated, or not a keras .h5 model?")
+        raise _fail(path, f"is not a readable HDF5 file ({error}); {hint}") from error
     with handle:
         if "model_config" not in handle.attrs or "model_weights" not in handle:
             raise _fail(path, "holds no keras model (no 'model_config' attribute or 'model_weights' group); "
