@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import lightning as L
+import torch
 
 from common.callbacks import PredictionsCSV
 from common.classifier import Classifier, load_classifier
@@ -64,8 +65,6 @@ class RickMortyCLI(DeepBioCLI):
         predictions = self.trainer.predict_loop.predictions
         if not self.trainer.is_global_zero or not predictions or not isinstance(self.model, Classifier):
             return
-        import torch
-
         probs = torch.cat([p.float().cpu() for p in predictions])
         labels = self.model.hard_labels(probs)
         captions = [f"{name}\n{label} ({', '.join(f'{p:.2f}' for p in row)})"

@@ -4,7 +4,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import lightning as L
 import pytest
+import torch
 
 from rickmorty.__main__ import main
 
@@ -38,3 +40,28 @@ def test_fit_then_predict_writes_the_predictions_contract(tmp_path, frame_tree):
     assert [r["file"] for r in rows] == sorted(p.name for p in (frame_tree / "rick").iterdir())
     assert all(0 <= float(r["prob_rick"]) <= 1 and r["label"] in ("rick", "morty", "rick+morty", "none") for r in rows)
     assert (out / "predictions.png").is_file()
+
+
+class FrameMeans(L.LightningModule):
+    """A model without labels (like the autoencoder): the CLI must not force class names on it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scale * x.mean()
+
+    def training_step(self, batch, batch_idx):
+        return (self(batch[0]) - 0.5).pow(2)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def test_the_entry_point_also_runs_models_without_labels(tmp_path):
+    main(["fit", "--data", "rickmorty.data.FrameData", "--data.synthetic_count", "40", "--model",
+          "tests.rickmorty.test_cli.FrameMeans", "--trainer.max_epochs", "1", "--trainer.limit_val_batches", "0",
+          "--trainer.default_root_dir", str(tmp_path), "--trainer.enable_progress_bar", "false",
+          "--trainer.enable_checkpointing", "false"])
+    assert list(tmp_path.rglob("run_info_fit.json"))
