@@ -10,7 +10,7 @@ from pathlib import Path
 from common.report import Section, write_report
 
 # Each task's tour: a module with run_tour(run_dir) -> list[Section], in the course's order.
-TOURS = ["regression.tour"]
+TOURS = ["regression.tour", "rickmorty.tour", "rickmorty.autoencoder_tour", "motifs.tour"]
 
 
 def main() -> None:
