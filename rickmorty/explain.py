@@ -9,8 +9,9 @@ from captum.attr import LayerAttribution, LayerGradCam
 from torch import nn
 from torchmetrics.functional import classification as tmf
 
-from common.errors import ConfigError
+from common.errors import ConfigError, DataError
 from common.plots import plt, save_figure
+from rickmorty.images import list_images, read_frame, warn_issues
 
 
 def predict_probabilities(model: nn.Module, images: torch.Tensor, batch_size: int = 128) -> torch.Tensor:
@@ -123,8 +124,30 @@ def save_grad_cam(model: nn.Module, images: torch.Tensor, class_name: str, path:
     return image_grid(pictures, captions, path, title=f"Grad-CAM for '{class_name}'")
 
 
-def feature_maps(model: nn.Module, image: torch.Tensor, layer: nn.Module) -> torch.Tensor:
-    """Return the activations (C, h, w) of `layer` for one frame (3, H, W)."""
+def grad_cam_folder(model: nn.Module, folder: str | Path, class_name: str, path: str | Path) -> Path:
+    """Save Grad-CAM overlays for `class_name` on every readable frame of a folder (bad files warned and skipped)."""
+    paths, issues = list_images(Path(folder))
+    names, images = [], []
+    for file in paths:
+        image, found = read_frame(file)
+        issues += found
+        if image is not None:
+            names.append(file.name)
+            images.append(image)
+    warn_issues(issues)
+    if not images:
+        raise DataError(f"{folder} holds no readable image")
+    return save_grad_cam(model, torch.stack(images), class_name, path, names)
+
+
+def feature_maps(model: nn.Module, image: torch.Tensor, layer: nn.Module | str) -> torch.Tensor:
+    """Return the activations (C, h, w) of `layer` (a module, or its name such as "backbone.features.0") for one frame."""
+    if isinstance(layer, str):
+        try:
+            layer = model.get_submodule(layer)
+        except AttributeError:
+            names = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+            raise ConfigError(f"the model has no layer {layer!r}; its conv layers are {names}") from None
     captured = {}
     handle = layer.register_forward_hook(lambda module, inputs, output: captured.setdefault("maps", output.detach()))
     try:

@@ -1,10 +1,12 @@
 """Grad-CAM and its check against masks, feature maps and error galleries."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from common.classifier import Classifier
-from rickmorty.explain import (class_output, error_galleries, feature_maps, grad_cam, heat_in_mask,
+from common.errors import ConfigError
+from rickmorty.explain import (class_output, error_galleries, feature_maps, grad_cam, grad_cam_folder, heat_in_mask,
                                mask_area_fraction, normalise_per_image, outcomes, pointing_game, save_feature_maps,
                                save_grad_cam)
 from rickmorty.models import CourseCNN
@@ -60,8 +62,21 @@ def test_grad_cam_of_trained_cnn_points_at_rick_far_more_than_untrained(syntheti
     assert hit_trained > 3 * chance and hit_trained > hit_untrained + 0.2
     assert heat_in_mask(trained, masks[with_rick]) > heat_in_mask(untrained, masks[with_rick])
     assert save_grad_cam(model, images[:4], "rick", tmp_path / "cam.png", names[:4]).stat().st_size > 1000
-    maps = feature_maps(model, images[0], model.backbone.features[0])
+    maps = feature_maps(model, images[0], "backbone.features.0")
     assert maps.shape == (20, 43, 78)
+    with pytest.raises(ConfigError, match="backbone.features.0.0"):
+        feature_maps(model, images[0], "backbone.nothing")
     assert save_feature_maps(maps, tmp_path / "maps.png").is_file()
     paths = error_galleries(model, images, targets, tmp_path)
     assert [p.name for p in paths] == ["gallery_rick.png"] and paths[0].is_file()
+
+
+def test_grad_cam_for_a_folder_skips_bad_files(tmp_path, frame_tree):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for path in sorted((frame_tree / "rick").iterdir())[:2]:
+        (folder / path.name).write_bytes(path.read_bytes())
+    (folder / "broken.jpg").write_bytes(b"no")
+    model = Classifier(CourseCNN(), ["rick", "morty", "neither"], task="multiclass")
+    with pytest.warns(UserWarning, match="broken.jpg"):
+        assert grad_cam_folder(model, folder, "morty", tmp_path / "cam.png").is_file()
