@@ -131,6 +131,11 @@ class ConvAutoencoder(L.LightningModule):
         if self.channels_last:
             self.to(memory_format=torch.channels_last)
 
+    def on_fit_start(self) -> None:
+        """Say how much the code compresses a frame (the course's network: not at all)."""
+        self.print(f"autoencoder code {self.code_shape()} for frames (3, {', '.join(map(str, self.hparams.image_size))}):"
+                   f" compression ratio {self.compression_ratio():.3g}")
+
     def training_step(self, batch, batch_idx):
         clean = self.batch_images(batch)
         loss = F.binary_cross_entropy_with_logits(self.logits(self.corrupt(clean)).float(), clean)
