@@ -64,9 +64,9 @@ def main() -> None:
             "run_dir": str(folder),
             "windows_train_val_test": [len(data.splits[p].names) for p in ("train", "val", "test")]}
         print(name, results["models"][name], flush=True)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "motifs_quality.json").write_text(json.dumps(results, indent=2))
-    (RESULTS / "motifs_quality.md").write_text(markdown(results))
+        RESULTS.mkdir(exist_ok=True)  # written after each model, so a stopped run keeps what it finished
+        (RESULTS / "motifs_quality.json").write_text(json.dumps(results, indent=2))
+        (RESULTS / "motifs_quality.md").write_text(markdown(results))
 
 
 def markdown(results: dict) -> str:
