@@ -1,0 +1,409 @@
+"""Training and inference speed of every course model: the project's normal path vs plain PyTorch vs keras-TF.
+
+    /work/venv/bin/python benchmarks/speed.py [--repeats 3] [--keras-python /work/tfbench/bin/python]
+
+One process measures, model by model and repeat by repeat, back to back: (a) keras-TF in a worker
+subprocess (benchmarks/speed_keras.py, its own environment; skipped with a note when missing),
+(b) a minimal plain-PyTorch fp32 loop, (c) the project's normal path: `build_trainer` + the
+project's LightningModule + its DataModule (or BatchTensors loader), fast settings as a user gets
+them. Every path is timed the same way: from the end of the last warm-up batch to the end of the
+last timed batch, so loading, tracing and start-up are left out and per-step overhead is not.
+Ratios project/keras and project/plain are taken within each repeat; medians and ranges are
+written to benchmarks/results/speed_<device>.json and .md. See benchmarks/README.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from common.classifier import Classifier
+from common.data import BatchTensors, batch_loader
+from common.devices import cpu_has_native_bf16
+from common.paths import course_data
+from common.trainer import build_trainer
+
+RESULTS = Path(__file__).resolve().parent / "results"
+TARGET_VS_KERAS, TARGET_VS_PLAIN = 1.5, 0.95
+
+
+@dataclass
+class ProjectRun:
+    """What a user's run is made of: the LightningModule, training data and the Trainer settings."""
+
+    module: L.LightningModule
+    train: L.LightningDataModule | torch.utils.data.DataLoader
+    predict: torch.utils.data.DataLoader | L.LightningDataModule
+    trainer_kwargs: dict = field(default_factory=dict)
+
+
+@dataclass
+class Case:
+    """One course model: batch size, steps to time, how the project runs it and how plain PyTorch does."""
+
+    name: str  # also the keras worker's model name
+    title: str
+    batch: int
+    warmup: int
+    steps: int
+    infer_steps: int
+    project: Callable[[], ProjectRun]
+    plain_module: Callable[[], nn.Module]
+    plain_loss: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+    plain_data: Callable[[int], tuple[torch.Tensor, torch.Tensor]]
+    n_classes: int = 2
+
+
+# ---- the course models ---------------------------------------------------------------------------
+def regression_case() -> Case:
+    """Course section 1: the dense sqrt net, batch 32 (5,000 samples on [0, 200], the course's second run)."""
+    from regression.data import RegressionData
+    from regression.model import DenseRegressor
+
+    data = RegressionData(n_train=5000, n_val=500, high=200.0, batch_size=32)
+
+    def project() -> ProjectRun:
+        x = torch.from_numpy(data.x_val).repeat(20, 1)
+        return ProjectRun(DenseRegressor(), data, batch_loader(BatchTensors(x), 32))
+
+    def plain_data(n: int):
+        x = torch.rand(n, 1) * 200
+        return x, x.sqrt()
+
+    return Case("dense_regression", "dense sqrt net 1-100-120-1, batch 32", 32, 20, 120, 120, project,
+                DenseRegressor, lambda m, x, y: F.mse_loss(m(x), y), plain_data)
+
+
+def motif_data():
+    """Return the real SOX17 peaks plus dinucleotide-shuffled negatives (two classes), batch 1000, set up."""
+    from motifs.data import MotifData
+
+    data = MotifData(sources={"SOX17": str(course_data("ChIP/SOX17.fa"))}, negatives=["shuffle"], task="multiclass",
+                     split="random", batch_size=1000)
+    data.setup("fit")
+    return data
+
+
+def motif_cases() -> list[Case]:
+    """The course motif CNN and the multi-kernel CNN on real SOX17 windows, batch 1000 (course)."""
+    from motifs.models import CourseCNN, MultiKernelCNN
+
+    data = motif_data()
+    x_train = data.splits["train"].tensors()[0]
+
+    def plain_data(n: int):
+        x = F.one_hot(torch.randint(0, 4, (n, 200)), 4).float().transpose(1, 2).contiguous()
+        return x, torch.randint(0, 2, (n,))
+
+    cases = []
+    for name, title, backbone in (("motif_cnn", "motif CNN 200x4 (course), batch 1000", CourseCNN),
+                                  ("multikernel_cnn", "multi-kernel motif CNN 200x4, batch 1000", MultiKernelCNN)):
+        def module(backbone=backbone, **kwargs):
+            return Classifier(backbone(), data.class_names, task="multiclass", **kwargs)
+
+        def project(module=module) -> ProjectRun:
+            return ProjectRun(module(), data, batch_loader(BatchTensors(x_train), 1000), {"cpu_bf16": True})
+
+        cases.append(Case(name, title, 1000, 2, 8, 10, project, module,
+                          lambda m, x, y: F.cross_entropy(m(x), y), plain_data))
+    return cases
+
+
+def frame_data(batch_size: int):
+    """Return the real frames ("Rick or not", scene-grouped split) as the project's cached uint8 DataModule, set up."""
+    from rickmorty.data import FrameData
+
+    data = FrameData(data_dir="course", task="binary", batch_size=batch_size)
+    data.setup("fit")
+    return data
+
+
+def image_cases() -> list[Case]:
+    """The Rick-and-Morty models at the course's shapes: dense baseline and image CNN (batch 100), autoencoder (32)."""
+    from rickmorty.autoencoder import ConvAutoencoder
+    from rickmorty.models import CourseCNN, DenseBaseline
+
+    classifier_data, autoencoder_data = frame_data(100), frame_data(32)
+    frames = classifier_data.part_frames("train")[0]
+
+    def images(n: int):
+        return torch.rand(n, 3, 90, 160), torch.randint(0, 2, (n,)).float()
+
+    def classifier_case(name, title, backbone, fast):
+        def module(**kwargs):
+            return Classifier(backbone(), classifier_data.class_names, task="binary", **kwargs)
+
+        def project() -> ProjectRun:
+            settings = {"channels_last": True} if fast else {}
+            return ProjectRun(module(**settings), classifier_data, predict_loader(frames, 100, classifier_data),
+                              {"cpu_bf16": fast})
+
+        return Case(name, title, 100, 2, 8, 8, project, module,
+                    lambda m, x, y: F.binary_cross_entropy_with_logits(m(x)[:, 0], y), images)
+
+    def autoencoder_project() -> ProjectRun:
+        return ProjectRun(ConvAutoencoder(channels_last=True), autoencoder_data,
+                          predict_loader(frames, 32, autoencoder_data), {"cpu_bf16": True})
+
+    return [classifier_case("dense_image", "dense baseline 43200-100-70-1, batch 100",
+                            lambda: DenseBaseline(units=(100, 70)), fast=False),
+            classifier_case("image_cnn", "image CNN 90x160x3 (course), batch 100", CourseCNN, fast=True),
+            Case("autoencoder", "conv autoencoder 90x160x3 (course), batch 32", 32, 2, 4, 6, autoencoder_project,
+                 ConvAutoencoder, lambda m, x, y: F.binary_cross_entropy_with_logits(m.logits(x), x), images)]
+
+
+def predict_loader(frames: torch.Tensor, batch_size: int, data):
+    """Return the DataModule set to predict on `frames` (uint8, as its predict_dir reader would give them)."""
+    data.predict_images, data.predict_ids = frames, [str(i) for i in range(len(frames))]
+    data._read_predict_dir = lambda: None  # the frames are already in memory: skip reading a folder
+    return data
+
+
+# ---- timing ----------------------------------------------------------------------------------------
+class BatchClock(L.Callback):
+    """Record the time at the end of every training or prediction batch."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.times.append(time.perf_counter())
+
+    def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        self.times.append(time.perf_counter())
+
+
+def samples_per_second(times: list[float], warmup: int, batch: int) -> float:
+    """Return samples/s over the batches after the warm-up (from the end of the last warm-up batch)."""
+    return batch * (len(times) - warmup) / (times[-1] - times[warmup - 1])
+
+
+def time_plain(case: Case) -> dict:
+    """Time the minimal plain-PyTorch fp32 loop: slices of in-memory tensors, Adam, no framework."""
+    module = case.plain_module()
+    n = case.batch * (case.warmup + max(case.steps, case.infer_steps))
+    x, y = case.plain_data(n)
+    optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
+    module.train()
+    times = []
+    for i in range(case.warmup + case.steps):
+        rows = slice(i * case.batch, (i + 1) * case.batch)
+        optimizer.zero_grad()
+        case.plain_loss(module, x[rows], y[rows]).backward()
+        optimizer.step()
+        times.append(time.perf_counter())
+    train = samples_per_second(times, case.warmup, case.batch)
+    module.eval()
+    times = []
+    with torch.no_grad():
+        for i in range(case.warmup + case.infer_steps):
+            module(x[i * case.batch:(i + 1) * case.batch])
+            times.append(time.perf_counter())
+    return {"train": train, "infer": samples_per_second(times, case.warmup, case.batch)}
+
+
+def time_project(case: Case, workdir: str) -> dict:
+    """Time the project's normal path: build_trainer + the LightningModule + its data, as a user runs it."""
+    run = case.project()
+    clock = BatchClock()
+    trainer = build_trainer(max_epochs=None, max_steps=case.warmup + case.steps, default_root_dir=workdir,
+                            run_name=case.name, callbacks=[clock], **run.trainer_kwargs)
+    if isinstance(run.train, L.LightningDataModule):
+        trainer.fit(run.module, datamodule=run.train)
+    else:
+        trainer.fit(run.module, train_dataloaders=run.train)
+    train = samples_per_second(clock.times, case.warmup, case.batch)
+    settings = {"precision": str(trainer.precision), "channels_last": bool(getattr(run.module, "channels_last", False)),
+                "threads": torch.get_num_threads()}
+    clock.times.clear()
+    trainer = build_trainer(default_root_dir=workdir, run_name=case.name, callbacks=[clock], logger=False,
+                            enable_checkpointing=False, **run.trainer_kwargs)
+    if isinstance(run.predict, L.LightningDataModule):
+        trainer.predict(run.module, datamodule=run.predict, return_predictions=False)
+    else:
+        trainer.predict(run.module, dataloaders=run.predict, return_predictions=False)
+    infer = samples_per_second(clock.times[:case.warmup + case.infer_steps], case.warmup, case.batch)
+    return {"train": train, "infer": infer, "settings": settings}
+
+
+class KerasWorker:
+    """The keras-TF worker process (benchmarks/speed_keras.py in its own environment), or None where absent."""
+
+    def __init__(self, python: str) -> None:
+        self.process = subprocess.Popen([python, str(Path(__file__).with_name("speed_keras.py"))], text=True,
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self.versions = json.loads(self.process.stdout.readline())
+
+    def measure(self, case: Case) -> dict:
+        """Return keras-TF train/infer samples/s for a case."""
+        request = {"model": case.name, "batch": case.batch, "warmup": case.warmup, "steps": case.steps,
+                   "infer_steps": case.infer_steps, "n_classes": case.n_classes}
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        return json.loads(self.process.stdout.readline())
+
+    def close(self) -> None:
+        """Let the worker finish."""
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
+
+
+def start_keras(python: str) -> tuple[KerasWorker | None, str]:
+    """Start the keras worker; return (None, why) when the benchmark environment is missing or broken."""
+    if not Path(python).exists():
+        return None, f"keras-TF not measured: {python} not found (see benchmarks/README.md to create it)"
+    try:
+        return KerasWorker(python), ""
+    except (OSError, json.JSONDecodeError) as error:
+        return None, f"keras-TF not measured: the worker did not start ({error})"
+
+
+# ---- summary ---------------------------------------------------------------------------------------
+def spread(values: list[float]) -> dict:
+    """Return the median, min and max of repeated measurements."""
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "values": values}
+
+
+def summarize_case(runs: list[dict]) -> dict:
+    """Return medians/ranges per path and per-repeat ratios project/keras and project/plain."""
+    summary = {}
+    for path in ("keras", "plain", "project"):
+        if all(path in r for r in runs):
+            summary[path] = {k: spread([r[path][k] for r in runs]) for k in ("train", "infer")}
+    for other, target in (("keras", TARGET_VS_KERAS), ("plain", TARGET_VS_PLAIN)):
+        if other in summary:
+            for k in ("train", "infer"):
+                ratio = spread([r["project"][k] / r[other][k] for r in runs])
+                ratio["target"], ratio["met"] = target, ratio["median"] >= target
+                summary[f"project_vs_{other}_{k}"] = ratio
+    summary["project_settings"] = runs[-1]["project"]["settings"]
+    return summary
+
+
+def machine() -> dict:
+    """Return what the numbers were measured on."""
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor())
+    return {"cpu": model, "cores": os.cpu_count(), "native_bf16": cpu_has_native_bf16(),
+            "torch_threads": torch.get_num_threads(), "python": platform.python_version(), "torch": torch.__version__,
+            "lightning": L.__version__, "load_average_start": os.getloadavg()}
+
+
+def fmt(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+
+def ratio_cell(summary: dict, key: str) -> str:
+    if key not in summary:
+        return "-"
+    r = summary[key]
+    return f"{r['median']:.2f}x ({r['min']:.2f}-{r['max']:.2f}) {'met' if r['met'] else 'MISSED'}"
+
+
+def markdown(result: dict) -> str:
+    """Return the results as a Markdown report: machine, versions, command, table, ratios vs targets."""
+    m = result["machine"]
+    lines = [f"# Speed of the course models on {result['device']}", "",
+             f"Measured {result['date']}; command: `{result['command']}`.", "",
+             f"Machine: {m['cpu']}, {m['cores']} cores, native bf16: {m['native_bf16']}, torch threads "
+             f"{m['torch_threads']}; load average at start {m['load_average_start'][0]:.2f}, at end "
+             f"{result['load_average_end'][0]:.2f}. Python {m['python']}, torch {m['torch']}, lightning {m['lightning']}, "
+             + (f"keras {result['keras']['keras']} + tensorflow {result['keras']['tensorflow']}."
+                if "keras" in result else result["keras_note"] + "."), "",
+             f"samples/s, median of {result['repeats']} repeats (range); every repeat measures keras, plain and the "
+             "project back to back, and ratios are taken within a repeat. Targets: project >= "
+             f"{TARGET_VS_KERAS}x keras-TF and >= {TARGET_VS_PLAIN}x plain PyTorch fp32.", "",
+             "| model | path settings | keras-TF train / infer | plain fp32 train / infer | project train / infer "
+             "| project/keras train | project/keras infer | project/plain train | project/plain infer |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for case in result["cases"]:
+        s = case["summary"]
+        cells = []
+        for path in ("keras", "plain", "project"):
+            cells.append(f"{fmt(s[path]['train']['median'])} / {fmt(s[path]['infer']['median'])}" if path in s else "-")
+        p = s["project_settings"]
+        settings = f"{p['precision']}{', channels_last' if p['channels_last'] else ''}"
+        lines.append(f"| {case['title']} | {settings} | " + " | ".join(cells) + " | "
+                     + " | ".join(ratio_cell(s, f"project_vs_{o}_{k}") for o in ("keras", "plain")
+                                  for k in ("train", "infer")) + " |")
+    lines += ["", "Raw values, settings and per-repeat ratios: the .json file beside this one.", ""]
+    lines += [f"- {note}" for note in result["notes"]]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--keras-python", default="/work/tfbench/bin/python")
+    parser.add_argument("--only", nargs="*", help="case names to run (default: all)")
+    parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument("--tag", default="", help="suffix of the result files (e.g. _preliminary)")
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    cases = [regression_case(), *image_cases(), *motif_cases()]
+    cases = [c for c in cases if not args.only or c.name in args.only]
+    keras_worker, keras_note = start_keras(args.keras_python)
+    result = {"device": "cpu", **run_header(), "repeats": args.repeats, "machine": machine(), "cases": [],
+              "notes": list(NOTES)}
+    if keras_worker:
+        result["keras"] = keras_worker.versions
+    else:
+        result["keras_note"] = keras_note
+        result["notes"].append(keras_note)
+    with tempfile.TemporaryDirectory() as workdir:
+        for case in cases:
+            runs = []
+            for repeat in range(args.repeats):
+                run = {"keras": keras_worker.measure(case)} if keras_worker else {}
+                run["plain"] = time_plain(case)
+                run["project"] = time_project(case, workdir)
+                runs.append(run)
+                print(f"{case.name} repeat {repeat + 1}: " + json.dumps(run), flush=True)
+            result["cases"].append({"name": case.name, "title": case.title, "batch": case.batch,
+                                    "warmup": case.warmup, "steps": case.steps, "infer_steps": case.infer_steps,
+                                    "runs": runs, "summary": summarize_case(runs)})
+    if keras_worker:
+        keras_worker.close()
+    write_results(args.out, f"speed_cpu{args.tag}", result, markdown(result))
+
+
+def run_header() -> dict:
+    """Return what every result file starts with: date, exact command, torch version and threads, load average."""
+    return {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "command": " ".join([Path(sys.executable).name, *sys.argv]), "torch": torch.__version__,
+            "threads": torch.get_num_threads(), "load_average_start": os.getloadavg()}
+
+
+def write_results(folder: str | Path, stem: str, result: dict, report: str) -> None:
+    """Write `result` as <stem>.json and `report` as <stem>.md into `folder` (load average at the end added)."""
+    result["load_average_end"] = os.getloadavg()
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(result, indent=1))
+    (out / f"{stem}.md").write_text(report)
+    print(report)
+
+
+NOTES = [
+    "No CUDA table: this task was not lent a GPU machine; the same script runs on CUDA unchanged when one is.",
+    "Inputs for keras and plain PyTorch are random arrays of the course shapes (speed does not depend on values); "
+    "the project path reads the real data through its DataModule.",
+]
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""The fast settings are really applied: bf16 autocast where the CPU has it, channels_last, fused Adam (outcomes, no timings)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from common.classifier import Classifier
+from common.data import BatchTensors, batch_loader
+from common.devices import cpu_has_native_bf16
+from common.optim import make_optimizer
+from common.trainer import build_trainer
+
+
+class TinyConvNet(nn.Module):
+    """Conv 3->4, global max: enough to see memory formats and autocast dtypes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.out_features = 4
+        self.seen: list[tuple[torch.dtype, bool]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        self.seen.append((y.dtype, x.is_contiguous(memory_format=torch.channels_last)))
+        return y.amax(dim=(2, 3))
+
+
+def test_cpu_bf16_trains_in_bf16_only_on_native_bf16_cpus_and_channels_last_reaches_the_convolutions(tmp_path):
+    backbone = TinyConvNet()
+    model = Classifier(backbone, ["no", "yes"], task="binary", channels_last=True)
+    x, y = torch.rand(8, 3, 10, 12), torch.randint(0, 2, (8,)).float()
+    trainer = build_trainer(max_steps=2, accelerator="cpu", cpu_bf16=True, default_root_dir=str(tmp_path),
+                            logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer.fit(model, train_dataloaders=batch_loader(BatchTensors(x, y), 4))
+    expected = torch.bfloat16 if cpu_has_native_bf16() else torch.float32
+    assert str(trainer.precision) == ("bf16-mixed" if cpu_has_native_bf16() else "32-true")
+    assert backbone.seen and all(dtype == expected and channels_last for dtype, channels_last in backbone.seen)
+    assert backbone.conv.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_plain_settings_stay_fp32_and_contiguous(tmp_path):
+    backbone = TinyConvNet()
+    model = Classifier(backbone, ["no", "yes"], task="binary")
+    trainer = build_trainer(max_steps=1, accelerator="cpu", default_root_dir=str(tmp_path), logger=False,
+                            enable_checkpointing=False, enable_progress_bar=False)
+    trainer.fit(model, train_dataloaders=batch_loader(BatchTensors(torch.rand(4, 3, 10, 12), torch.ones(4)), 4))
+    assert backbone.seen == [(torch.float32, False)]
+
+
+def test_adam_is_fused_on_cpu_and_steps_like_the_unfused_one():
+    torch.manual_seed(0)
+    net = nn.Linear(5, 3)
+    reference = nn.Linear(5, 3)
+    reference.load_state_dict(net.state_dict())
+    fused, unfused = make_optimizer(net.parameters(), "adam"), torch.optim.Adam(reference.parameters(), lr=1e-3)
+    assert fused.defaults["fused"] is True
+    x = torch.randn(16, 5)
+    for model, optimizer in ((net, fused), (reference, unfused)):
+        for _ in range(3):
+            optimizer.zero_grad()
+            model(x).pow(2).mean().backward()
+            optimizer.step()
+    torch.testing.assert_close(net.weight, reference.weight)
