@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from common.keras_import import keras_sequential  # noqa: E402
 from common.paths import course_data  # noqa: E402
-from motifs.encode import encode, one_hot, sequence_codes  # noqa: E402
+from motifs.encode import one_hot, sequence_codes  # noqa: E402
 from motifs.explain import position_importance, predict, substitution_ism, top_position_enrichment  # noqa: E402
 from motifs.io import read_fasta  # noqa: E402
 from motifs.keras_weights import motif_classifier_from_keras  # noqa: E402
@@ -148,8 +148,9 @@ def markdown(report: dict) -> str:
               " | ".join(f"mean P({c})" for c in motif["classes"]) + " |", "|---" * 7 + "|"]
     for label in ("peaks", "shuffled_peaks"):
         row = motif[label]
-        lines.append(f"| {label.replace('_', ' ')} | " + " | ".join(f"{row['fraction_called'][c]:.3f}" for c in motif["classes"])
-                     + " | " + " | ".join(f"{row['mean_probability'][c]:.3f}" for c in motif["classes"]) + " |")
+        called = " | ".join(f"{row['fraction_called'][c]:.3f}" for c in motif["classes"])
+        mean = " | ".join(f"{row['mean_probability'][c]:.3f}" for c in motif["classes"])
+        lines.append(f"| {label.replace('_', ' ')} | {called} | {mean} |")
     ism = motif["ism"]
     lines += ["", f"ISM (every substitution, target SOX17) on {ism['n_peaks']} random peaks; top {ism['top_k']} "
               "positions per peak against motif sites (log-odds >= 80% of max):", "",

@@ -135,7 +135,8 @@ def _check_layer_options(path: Path, kind: str, name: str, config: dict) -> None
                           "odd kernels and convolutions (not pooling or transposed convolutions) are supported")
     if padding not in ("valid", "same"):
         raise _fail(path, f"{what} uses padding={padding!r}; only 'valid' and 'same' are supported")
-    if kind == "Conv2DTranspose" and (config.get("output_padding") is not None or any(s > k for s, k in zip(strides, kernel))):
+    if kind == "Conv2DTranspose" and (config.get("output_padding") is not None
+                                      or any(s > k for s, k in zip(strides, kernel))):
         raise _fail(path, f"{what} uses output_padding or strides larger than the kernel; not supported")
 
 
@@ -175,7 +176,8 @@ def _read_weights(path: Path, handle, name: str) -> list[np.ndarray]:
     try:
         return [np.asarray(group[n], dtype=np.float32) for n in names]
     except (KeyError, OSError) as error:
-        raise _fail(path, f"the weights of layer {name!r} cannot be read ({error}); the file may be truncated") from error
+        raise _fail(path, f"the weights of layer {name!r} cannot be read ({error}); the file may be truncated"
+                    ) from error
 
 
 def read_keras_model(path: str | Path) -> KerasModel:
@@ -231,7 +233,8 @@ def read_keras_model(path: str | Path) -> KerasModel:
                 layer.flattened_from, flattened = flattened, None
             expected = 2 if layer_config.get("use_bias", True) else 1
             if kind in WEIGHTED and len(layer.weights) != expected:
-                raise _fail(path, f"layer {name!r} ({kind}) has {len(layer.weights)} weight arrays, expected {expected}")
+                raise _fail(path, f"layer {name!r} ({kind}) has {len(layer.weights)} weight arrays, "
+                                  f"expected {expected}")
             layers.append(layer)
             shape = output
     return KerasModel(path, version, input_shape, layers)

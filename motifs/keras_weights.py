@@ -30,7 +30,8 @@ def motif_classifier_from_keras(path: str | Path, class_names: Sequence[str] = C
     if len(class_names) != layers[3].config["units"]:
         raise KerasImportError(f"keras file {keras.path}: {layers[3].config['units']} outputs but class names "
                                f"{list(class_names)}")
-    backbone = CourseCNN(length=keras.input_shape[0], filters=(layers[0].config["filters"], layers[1].config["filters"]),
+    filters = (layers[0].config["filters"], layers[1].config["filters"])
+    backbone = CourseCNN(length=keras.input_shape[0], filters=filters,
                          kernel_size=layers[0].config["kernel_size"][0], dense=layers[2].config["units"],
                          dropout=dropouts[0] if dropouts else 0.0, dense_activation=layers[2].activation)
     model = Classifier(backbone, list(class_names), task="multiclass")

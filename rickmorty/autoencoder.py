@@ -133,8 +133,9 @@ class ConvAutoencoder(L.LightningModule):
 
     def on_fit_start(self) -> None:
         """Say how much the code compresses a frame (the course's network: not at all)."""
-        self.print(f"autoencoder code {self.code_shape()} for frames (3, {', '.join(map(str, self.hparams.image_size))}):"
-                   f" compression ratio {self.compression_ratio():.3g}")
+        height, width = self.hparams.image_size
+        self.print(f"autoencoder code {self.code_shape()} for frames (3, {height}, {width}): "
+                   f"compression ratio {self.compression_ratio():.3g}")
 
     def training_step(self, batch, batch_idx):
         clean = self.batch_images(batch)

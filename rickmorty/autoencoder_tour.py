@@ -1,4 +1,4 @@
-"""The autoencoder part of the tour: the course's network trained as a denoiser, and the course's own trained weights."""
+"""The autoencoder part of the tour: the course's network trained as a denoiser; the course's own trained weights."""
 from __future__ import annotations
 
 import time

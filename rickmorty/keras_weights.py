@@ -68,7 +68,8 @@ def image_classifier_from_keras(path: str | Path, class_names: Sequence[str] = C
     n_outputs = dense[-1].config["units"]
     task = "binary" if head == "sigmoid" and n_outputs == 1 else "multiclass"
     if len(class_names) != (2 if task == "binary" else n_outputs):
-        raise KerasImportError(f"keras file {keras.path}: {n_outputs} outputs ({head}) but class names {list(class_names)}")
+        raise KerasImportError(f"keras file {keras.path}: {n_outputs} outputs ({head}) but class names "
+                               f"{list(class_names)}")
     kernel = convs[0].config["kernel_size"][0]
     backbone = CourseCNN(input_shape=(3, *keras.input_shape[:2]), filters=tuple(l.config["filters"] for l in convs),
                          kernel_size=kernel, dense=dense[0].config["units"], dropout=dropouts[0] if dropouts else 0.0,

@@ -35,7 +35,8 @@ def conv_flatten_dense(rng) -> list:
     return [("Conv2D", {"name": "conv", "filters": 3, "kernel_size": [2, 2], "activation": "relu",
                         "batch_input_shape": [None, 4, 5, 2]}, [rng.normal(size=(2, 2, 2, 3)), rng.normal(size=3)]),
             ("Flatten", {"name": "flatten"}, []),
-            ("Dense", {"name": "dense", "units": 2, "activation": "linear"}, [rng.normal(size=(36, 2)), rng.normal(size=2)])]
+            ("Dense", {"name": "dense", "units": 2, "activation": "linear"},
+             [rng.normal(size=(36, 2)), rng.normal(size=2)])]
 
 
 def keras_reference(x: np.ndarray, layers) -> np.ndarray:

@@ -104,9 +104,11 @@ def course_image_cnn_file(path: Path, seed: int = 0) -> Path:
                    ("MaxPooling2D", {"name": f"pool{i}", "pool_size": [2, 2], "strides": [2, 2]}, [])]
         channels = filters
     layers += [("Flatten", {"name": "flatten"}, []),
-               ("Dense", {"name": "dense", "units": 100}, [rng.normal(0, 7168 ** -0.5, (7168, 100)), rng.normal(0, 0.1, 100)]),
+               ("Dense", {"name": "dense", "units": 100},
+                [rng.normal(0, 7168 ** -0.5, (7168, 100)), rng.normal(0, 0.1, 100)]),
                ("Dropout", {"name": "dropout", "rate": 0.3}, []),
-               ("Dense", {"name": "out", "units": 1, "activation": "sigmoid"}, [rng.normal(0, 0.3, (100, 1)), np.zeros(1)])]
+               ("Dense", {"name": "out", "units": 1, "activation": "sigmoid"},
+                [rng.normal(0, 0.3, (100, 1)), np.zeros(1)])]
     return write_keras_h5(path, layers)
 
 
