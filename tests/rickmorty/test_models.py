@@ -74,3 +74,24 @@ def test_checkpoints_rebuild_every_backbone(tmp_path, backbone):
     loaded = load_classifier(tmp_path / "m.ckpt")
     x = torch.rand(2, 3, 90, 160)
     assert torch.allclose(loaded(x), model.eval()(x))
+
+
+def test_transfer_backbone_is_frozen_then_unfrozen_by_backbone_finetuning(tmp_path):
+    from lightning.pytorch.callbacks import BackboneFinetuning
+
+    from common.trainer import build_trainer
+    from rickmorty.data import FrameData
+
+    path = tmp_path / "resnet18.pt"
+    torch.save(resnet18(weights=None).state_dict(), path)
+    data = FrameData(None, synthetic_count=48, batch_size=8)
+    model = Classifier(ResNetBackbone(weights_path=str(path)), data.class_names)
+    before = model.backbone.net.conv1.weight.detach().clone()
+    trainer = build_trainer(max_epochs=2, limit_train_batches=1, limit_val_batches=1, logger=False,
+                            enable_checkpointing=False, enable_progress_bar=False, default_root_dir=str(tmp_path),
+                            callbacks=[BackboneFinetuning(unfreeze_backbone_at_epoch=1)])
+    trainer.fit(model, data)
+    groups = trainer.optimizers[0].param_groups
+    assert len(groups) == 2 and groups[1]["lr"] < groups[0]["lr"]  # the backbone joined with a smaller rate
+    assert all(p.requires_grad for p in model.backbone.parameters())
+    assert not torch.equal(model.backbone.net.conv1.weight, before)  # trained in the second epoch
