@@ -61,8 +61,8 @@ class PredictionsCSV(BasePredictionWriter):
 
     def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices) -> None:
         """Gather every batch's probabilities and write them in the datamodule's row order."""
-        if not predictions:
-            return
+        if not predictions or not hasattr(pl_module, "output_names"):
+            return  # nothing predicted, or a model without class outputs (an autoencoder)
         probs = torch.cat([p.float().cpu() for p in predictions])
         path = Path(trainer.log_dir or ".") / "predictions.csv"
         write_predictions_csv(path, trainer.datamodule.predict_id_column, trainer.datamodule.predict_ids,
