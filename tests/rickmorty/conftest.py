@@ -47,7 +47,7 @@ def frame_tree(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def synthetic_cnn(tmp_path_factory) -> tuple[Classifier, FrameData]:
     """The course CNN trained briefly ("rick?") on synthetic frames, with its data module (bf16 + channels_last)."""
-    data = FrameData(None, task="binary", synthetic_count=700, batch_size=32, seed=1)
+    data = FrameData(None, task="binary", synthetic_count=900, batch_size=16, seed=1)
     model = Classifier(CourseCNN(), data.class_names, task="binary", channels_last=True)
     trainer = build_trainer(max_epochs=4, cpu_bf16=True, default_root_dir=str(tmp_path_factory.mktemp("runs")),
                             enable_progress_bar=False, logger=False, enable_checkpointing=False)

@@ -49,7 +49,7 @@ def test_grad_cam_of_trained_cnn_points_at_rick_far_more_than_untrained(syntheti
     images, targets, names = data.part_frames("val")
     masks = data.frames.masks[data.parts["val"]][:, 0]
     with_rick = targets > 0.5
-    assert model.last_metrics["val_acc"] > 0.85
+    assert model.last_metrics["val_acc"] > 0.8
     trained = grad_cam(model, images[with_rick], "rick")
     torch.manual_seed(0)
     untrained = grad_cam(Classifier(CourseCNN(), data.class_names).eval(), images[with_rick], "rick")
