@@ -3,7 +3,7 @@
     /work/venv/bin/python benchmarks/speed_accuracy.py [--image-epochs 6] [--motif-epochs 8] [--seeds 0 1]
 
 Each model is trained twice per seed from the same initial weights and data order, once with
-the fast settings (bf16 autocast where the CPU has native bf16, channels_last for 2D) and once
+the fast settings (bf16 autocast where the CPU has native bf16, channels-fastest layout) and once
 in plain fp32, through `build_trainer` and the project's Classifier and DataModules. The
 validation metrics of the last epoch are recorded side by side, with the training time, in
 benchmarks/results/speed_accuracy_cpu.json and .md. Image: the course CNN, "Rick or not",
@@ -31,28 +31,28 @@ REPORTED = ("val_acc", "val_bal_acc", "val_auroc", "val_f1")
 
 
 def image_setup():
-    """Return (DataModule, backbone factory, uses 2D convolutions) for the course image CNN."""
+    """Return (DataModule, backbone factory) for the course image CNN."""
     from rickmorty.data import FrameData
     from rickmorty.models import CourseCNN
 
-    return FrameData(data_dir="course", task="binary", batch_size=32), CourseCNN, True
+    return FrameData(data_dir="course", task="binary", batch_size=32), CourseCNN
 
 
 def motif_setup():
-    """Return (DataModule, backbone factory, uses 2D convolutions) for the course motif CNN."""
+    """Return (DataModule, backbone factory) for the course motif CNN."""
     from motifs.data import MotifData
     from motifs.models import CourseCNN
 
     data = MotifData(sources={"SOX17": str(course_data("ChIP/SOX17.fa"))}, task="binary", negatives=["shuffle"],
                      negative_class="shuffled", val_chromosomes=["chr7"], test_chromosomes=["chr10"])
-    return data, CourseCNN, False
+    return data, CourseCNN
 
 
-def train_once(data: L.LightningDataModule, backbone, two_d: bool, fast: bool, epochs: int, seed: int,
+def train_once(data: L.LightningDataModule, backbone, fast: bool, epochs: int, seed: int,
                workdir: str) -> dict:
     """Train one model and return its last validation metrics and the training seconds."""
     L.seed_everything(seed, verbose=False)
-    model = Classifier(backbone(), data.class_names, task=data.task, channels_last=fast and two_d)
+    model = Classifier(backbone(), data.class_names, task=data.task, channels_last=fast)
     trainer = build_trainer(max_epochs=epochs, default_root_dir=workdir, run_name=f"{'fast' if fast else 'fp32'}",
                             precision="auto" if fast else "32-true", cpu_bf16=fast, enable_checkpointing=False,
                             enable_progress_bar=False)
@@ -91,11 +91,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as workdir:
         for name, setup, epochs in (("motif CNN (SOX17 vs shuffled)", motif_setup, args.motif_epochs),
                                     ("image CNN (Rick or not)", image_setup, args.image_epochs)):
-            data, backbone, two_d = setup()
+            data, backbone = setup()
             for seed in args.seeds:
                 run = {"model": name, "seed": seed, "epochs": epochs}
                 for mode in ("fast", "fp32"):
-                    run[mode] = train_once(data, backbone, two_d, mode == "fast", epochs, seed, workdir)
+                    run[mode] = train_once(data, backbone, mode == "fast", epochs, seed, workdir)
                 print(json.dumps(run), flush=True)
                 result["runs"].append(run)
     write_results(args.out, "speed_accuracy_cpu", result, markdown(result))

@@ -13,6 +13,7 @@ from torchmetrics import classification as tm
 
 from common.checkpoints import build_from_spec, module_spec, read_checkpoint
 from common.errors import ConfigError
+from common.memory_format import channels_last, convolutions_to_channels_last
 from common.optim import make_optimizer
 
 Task = Literal["binary", "multilabel", "multiclass"]
@@ -50,6 +51,8 @@ class Classifier(L.LightningModule):
     Batches are (x, y): y is float (N,) for binary, float (N, k) for multilabel, int64 (N,) for
     multiclass. `backbone` must expose `out_features`; the head maps those to the task's logits.
     class_weights: None, "balanced" (from the training labels) or one weight per class.
+    channels_last: keep convolution inputs and weights channels-fastest (2D: NHWC; 1D: NLC), which
+    oneDNN runs faster on CPU, most with bf16 (see benchmarks/README.md).
     """
 
     def __init__(
@@ -100,12 +103,12 @@ class Classifier(L.LightningModule):
             counts = torch.as_tensor(self.trainer.datamodule.train_label_counts(), dtype=torch.float32)
             self.loss_weights = balanced_weights(self.task, counts).to(self.device)
         if self.channels_last:
-            self.to(memory_format=torch.channels_last)
+            convolutions_to_channels_last(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return logits, shape (N, n_outputs)."""
-        if self.channels_last and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
+        if self.channels_last:
+            x = channels_last(x)
         return self.head(self.backbone(x))
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:

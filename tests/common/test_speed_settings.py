@@ -1,12 +1,15 @@
 """The fast settings are really applied: bf16 autocast where the CPU has it, channels_last, fused Adam (outcomes, no timings)."""
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
 from common.classifier import Classifier
 from common.data import BatchTensors, batch_loader
 from common.devices import cpu_has_native_bf16
+from common.memory_format import channels_last
 from common.optim import make_optimizer
 from common.trainer import build_trainer
 
@@ -62,3 +65,17 @@ def test_adam_is_fused_on_cpu_and_steps_like_the_unfused_one():
             model(x).pow(2).mean().backward()
             optimizer.step()
     torch.testing.assert_close(net.weight, reference.weight)
+
+
+def test_channels_last_for_one_dimensional_convolutions_changes_the_layout_not_the_logits():
+    torch.manual_seed(0)
+    backbone = nn.Sequential(nn.Conv1d(4, 6, 5), nn.ReLU(), nn.MaxPool1d(2), nn.Flatten(), nn.Linear(6 * 8, 3))
+    backbone.out_features = 3
+    plain = Classifier(backbone, ["a", "b", "c"], task="multiclass")
+    fast = Classifier(copy.deepcopy(backbone), ["a", "b", "c"], task="multiclass", channels_last=True)
+    fast.setup("fit")
+    fast.head.load_state_dict(plain.head.state_dict())
+    conv = fast.backbone[0]
+    assert conv.weight.stride(1) == 1 and channels_last(torch.rand(2, 4, 20)).stride(1) == 1
+    x = torch.rand(5, 4, 20)
+    torch.testing.assert_close(fast(x), plain(x))
