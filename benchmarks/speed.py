@@ -164,7 +164,7 @@ def image_cases() -> list[Case]:
     return [classifier_case("dense_image", "dense baseline 43200-100-70-1, batch 100",
                             lambda: DenseBaseline(units=(100, 70)), fast=False),
             classifier_case("image_cnn", "image CNN 90x160x3 (course), batch 100", CourseCNN, fast=True),
-            Case("autoencoder", "conv autoencoder 90x160x3 (course), batch 32", 32, 2, 4, 4, autoencoder_project,
+            Case("autoencoder", "conv autoencoder 90x160x3 (course), batch 32", 32, 1, 3, 3, autoencoder_project,
                  ConvAutoencoder, lambda m, x, y: F.binary_cross_entropy_with_logits(m.logits(x), x), images)]
 
 
@@ -383,7 +383,7 @@ def main() -> None:
                                     "runs": runs, "summary": summarize_case(runs)})
     if keras_worker:
         keras_worker.close()
-    write_results(args.out, f"speed_cpu{args.tag}", result, markdown(result))
+    write_results(args.out, f"speed_cpu{args.tag}", result, markdown)
 
 
 def run_header() -> dict:
@@ -393,14 +393,14 @@ def run_header() -> dict:
             "threads": torch.get_num_threads(), "load_average_start": os.getloadavg()}
 
 
-def write_results(folder: str | Path, stem: str, result: dict, report: str) -> None:
-    """Write `result` as <stem>.json and `report` as <stem>.md into `folder` (load average at the end added)."""
+def write_results(folder: str | Path, stem: str, result: dict, render: Callable[[dict], str]) -> None:
+    """Add the final load average to `result`, write it as <stem>.json and render(result) as <stem>.md."""
     result["load_average_end"] = os.getloadavg()
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{stem}.json").write_text(json.dumps(result, indent=1))
-    (out / f"{stem}.md").write_text(report)
-    print(report)
+    (out / f"{stem}.md").write_text(render(result))
+    print(render(result))
 
 
 NOTES = [

@@ -98,7 +98,7 @@ def main() -> None:
                     run[mode] = train_once(data, backbone, mode == "fast", epochs, seed, workdir)
                 print(json.dumps(run), flush=True)
                 result["runs"].append(run)
-    write_results(args.out, "speed_accuracy_cpu", result, markdown(result))
+    write_results(args.out, "speed_accuracy_cpu", result, markdown)
 
 
 if __name__ == "__main__":

@@ -234,7 +234,7 @@ def main() -> None:
                          ("ism", ism_speed), ("grad_cam", grad_cam_speed), ("peak_rss", peak_rss)):
         result[key] = measure()
         print(key, json.dumps(result[key]), flush=True)
-    write_results(args.out, f"speed_data_cpu{args.tag}", result, markdown(result))
+    write_results(args.out, f"speed_data_cpu{args.tag}", result, markdown)
 
 
 if __name__ == "__main__":
