@@ -56,7 +56,7 @@ def main() -> None:
                "torch_threads": torch.get_num_threads(), "models": {}}
     for name in args.models:
         start = time.perf_counter()
-        model, folder = train(data, BACKBONES[name](), Path(args.out), f"motifs_quality_{name}", args.epochs, lr=1e-3)
+        model, folder = train(data, BACKBONES[name], Path(args.out), f"motifs_quality_{name}", args.epochs, lr=1e-3)
         metrics = {k: float(v) for k, v in model.last_metrics.items() if v.numel() == 1}
         results["models"][name] = {
             "test_auroc": metrics["test_auroc"], "test_acc": metrics["test_acc"], "test_f1": metrics["test_f1"],

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from torch import nn
@@ -13,11 +14,14 @@ from motifs.data import MotifData
 from motifs.explain import implant_auroc, position_importance, substitution_ism, zero_ism
 
 
-def train(data: MotifData, backbone: nn.Module, run_dir: Path, name: str, epochs: int, optimizer: str = "adam",
-          lr: float = 3e-3) -> tuple[Classifier, Path]:
-    """Train a Classifier on `data`, test the best checkpoint; return it (with test metrics) and its run folder."""
-    seed_everything(0)
-    model = Classifier(backbone, data.class_names, task=data.task, optimizer=optimizer, lr=lr)
+def train(data: MotifData, make_backbone: Callable[[], nn.Module], run_dir: Path, name: str, epochs: int,
+          optimizer: str = "adam", lr: float = 3e-3, seed: int = 0) -> tuple[Classifier, Path]:
+    """Train a Classifier from scratch on `data`, test its best checkpoint; return it (with test metrics) and its run.
+
+    The backbone is built by `make_backbone` after seeding, so the same seed gives the same start.
+    """
+    seed_everything(seed)
+    model = Classifier(make_backbone(), data.class_names, task=data.task, optimizer=optimizer, lr=lr)
     trainer = build_trainer(max_epochs=epochs, default_root_dir=str(run_dir), run_name=name,
                             enable_progress_bar=False, log_every_n_steps=20)
     trainer.fit(model, data)

@@ -34,7 +34,7 @@ def zero_ism(model: nn.Module, x: torch.Tensor, target: torch.Tensor | int, batc
     mask = torch.arange(length).expand(1, 4, length)
     ablation = FeatureAblation(lambda inputs: class_probabilities(model, inputs))
     target = torch.as_tensor(target).expand(len(x)) if torch.as_tensor(target).dim() == 0 else torch.as_tensor(target)
-    chunk = max(1, min(len(x), batch_size // 64))
+    chunk = max(1, min(len(x), batch_size // 64))  # up to 64 windows at a time, batch_size copies per pass
     parts = []
     for i in range(0, len(x), chunk):
         rows = x[i:i + chunk]

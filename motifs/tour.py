@@ -24,7 +24,7 @@ def run_tour(run_dir: Path) -> list[Section]:
     torch.set_num_threads(min(2, torch.get_num_threads()))
     start = time.perf_counter()
     data = MotifData(synthetic_per_class=1500, synthetic_sites=3)
-    model, folder = train(data, CourseCNN(), run_dir, "motifs_course_synthetic", epochs=12)
+    model, folder = train(data, CourseCNN, run_dir, "motifs_course_synthetic", epochs=12)
     metrics = {k: float(v) for k, v in model.last_metrics.items() if v.numel() == 1}
     curves = plot_training_curves(folder / "metrics.csv", folder / "training_curves.png", ["loss", "acc"])
     confusion = plot_confusion(model.last_metrics["test_confusion"].numpy(), data.class_names,

@@ -21,7 +21,7 @@ from motifs.experiment import ism_against_implants, train
 def trained(tmp_path_factory):
     """The course CNN trained briefly on synthetic SOX17 / PRDM1 / random windows (100 bp, to keep it quick)."""
     data = MotifData(synthetic_per_class=1500, synthetic_sites=3, length=100, split="random")
-    model, _ = train(data, CourseCNN(length=100, dense_activation="relu"), tmp_path_factory.mktemp("explain"),
+    model, _ = train(data, lambda: CourseCNN(length=100, dense_activation="relu"), tmp_path_factory.mktemp("explain"),
                      "explain", epochs=8)
     return model, data
 

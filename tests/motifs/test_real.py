@@ -16,8 +16,8 @@ def sox17_model(course_data, tmp_path_factory):
     """The course CNN trained 2 epochs on all SOX17 peaks vs shuffles (validation chr7, test chr10)."""
     data = MotifData(sources={"SOX17": str(course_data / "ChIP" / "SOX17.fa")}, task="binary", negatives=["shuffle"],
                      negative_class="shuffled", val_chromosomes=["chr7"], test_chromosomes=["chr10"])
-    model, _ = train(data, CourseCNN(dense_activation="relu"), tmp_path_factory.mktemp("sox17"), "sox17", epochs=2,
-                     lr=2e-3)
+    model, _ = train(data, lambda: CourseCNN(dense_activation="relu"), tmp_path_factory.mktemp("sox17"), "sox17",
+                     epochs=2, lr=2e-3)
     return model, data
 
 
