@@ -59,19 +59,20 @@ def plot_attribution(x: np.ndarray, importance: np.ndarray, path: str | Path, ti
     fig, (track, logo) = plt.subplots(2, 1, figsize=(12, 4.2), gridspec_kw={"height_ratios": [1, 1.3]})
     positions = np.arange(len(importance))
     track.bar(positions, importance, width=1.0, color=np.where(importance >= 0, "#444", "#c33"))
-    if marks is not None:
-        for ax in (track, logo):
-            for start in np.flatnonzero(np.diff(np.r_[0, marks.astype(int)]) == 1):
-                end = start + np.argmin(np.r_[marks[start:], False])
-                ax.axvspan(start, end, color="#f4d03f", alpha=0.35, lw=0)
     track.set_xlim(0, len(importance))
     track.set_ylabel("importance")
     track.set_title(title)
     centre = int(np.argmax(np.abs(importance)))
     start = int(np.clip(centre - 25, 0, max(0, len(importance) - 50)))
     window = slice(start, start + 50)
+    if marks is not None:
+        # Track bars are centred on positions; logo letters fill [i, i+1] counted from the window's start.
+        for ax, offset in ((track, 0.5), (logo, start)):
+            for mark_start in np.flatnonzero(np.diff(np.r_[0, marks.astype(int)]) == 1):
+                mark_end = mark_start + np.argmin(np.r_[marks[mark_start:], False])
+                ax.axvspan(mark_start - offset, mark_end - offset, color="#f4d03f", alpha=0.35, lw=0)
     draw_logo(logo, (x * importance[None]).T[window])
-    logo.set_xticks(range(0, 50, 5), [str(i) for i in range(start, start + 50, 5)])
+    logo.set_xticks([i + 0.5 for i in range(0, 50, 5)], [str(i) for i in range(start, start + 50, 5)])
     logo.set_ylabel("base x importance")
     logo.set_xlabel(f"position (50 bp around the strongest base, {start}-{start + 50})")
     return save_figure(fig, path)
