@@ -201,7 +201,7 @@ def markdown(result: dict) -> str:
         f"Measured {result['date']}; command: `{result['command']}`; torch {result['torch']}, "
         f"{result['threads']} threads, load average at start {result['load_average_start'][0]:.2f}.", "",
         "| what | result |", "|---|---|",
-        f"| JPEG decode, {d['files']} real frames (file bytes in memory) | torchvision decode_jpeg batched "
+        f"| JPEG decode, {d['files']} real frames (files read each time, median of 3) | torchvision decode_jpeg batched "
         f"{d['torchvision_decode_jpeg_batched']:,.0f} images/s; PIL {d['pil']:,.0f} images/s; "
         f"project reader -> uint8 cache {d['project_read_frame_to_uint8_cache']:,.0f} images/s "
         f"({d['cache_mb']:.0f} MiB) |",
