@@ -66,7 +66,9 @@ def train_once(data: L.LightningDataModule, backbone, fast: bool, epochs: int, s
 def markdown(result: dict) -> str:
     """Return the fast-vs-fp32 comparison as a Markdown table."""
     lines = ["# Accuracy with the fast settings vs fp32 (real data)", "",
-             f"Measured {result['date']}; command: `{result['command']}`; torch {result['torch']}.", "",
+             f"Measured {result['date']}; command: `{result['command']}`; torch {result['torch']}, "
+             f"{result['threads']} thread(s), load average at start {result['load_average_start'][0]:.1f} "
+             "(train seconds depend on the load; the metrics do not).", "",
              "| model | seed | epochs | settings | " + " | ".join(REPORTED) + " | train seconds |",
              "|---|---|---|---|" + "---|" * len(REPORTED) + "---|"]
     for run in result["runs"]:
