@@ -51,25 +51,34 @@ def substitution_ism(model: nn.Module, x: torch.Tensor, target: torch.Tensor | i
                      batch_size: int = 4096) -> torch.Tensor:
     """Return (N, 4, L): change of the target class probability when position j is set to base b (0 at the reference).
 
-    Every variant of several sequences goes through one forward pass: the 4 x L variants of a
-    sequence are built by one indexed write, and sequences are packed until `batch_size`.
+    Only the 3 alternative bases of each position are evaluated (3 x L variants a sequence; an N
+    column counts A as its reference). Variants of several sequences share one forward pass: they
+    are built by one indexed write, and sequences are packed until `batch_size`.
     """
     model.eval()
     n, _, length = x.shape
     target = torch.as_tensor(target).expand(n) if torch.as_tensor(target).dim() == 0 else torch.as_tensor(target)
-    variant_base = torch.arange(4).repeat_interleave(length)  # variant v sets base v // L at position v % L
-    variant_position = torch.arange(4 * length) % length
+    n_variants = 3 * length
+    variant_position = torch.arange(n_variants) % length  # variant v changes position v % L
     reference = predict(model, x)[torch.arange(n), target]
-    per_pass = max(1, batch_size // (4 * length))
-    deltas = []
+    per_pass = max(1, batch_size // n_variants)
+    out = torch.zeros(n, 4, length)
     for i in range(0, n, per_pass):
         rows = x[i:i + per_pass]
-        variants = rows[:, None].repeat(1, 4 * length, 1, 1)  # (n, 4L, 4, L)
-        variants[:, torch.arange(4 * length), :, variant_position] = torch.eye(4, dtype=x.dtype)[variant_base][:, None]
-        probs = class_probabilities(model, variants.flatten(0, 1)).view(len(rows), 4 * length, -1)
-        chosen = probs.gather(2, target[i:i + per_pass, None, None].expand(-1, 4 * length, 1))[..., 0]
-        deltas.append((chosen - reference[i:i + per_pass, None]).view(len(rows), 4, length))
-    return torch.cat(deltas) * (1 - x)  # the reference base's own "variant" is no change
+        m = len(rows)
+        # Variant k * L + j sets position j to the k-th base after the reference one (cyclically).
+        alternatives = (rows.argmax(1)[:, None, :] + torch.arange(1, 4)[None, :, None]) % 4  # (m, 3, L)
+        base = alternatives.reshape(m, n_variants)
+        seq = torch.arange(m)[:, None].expand(m, n_variants)
+        variant = torch.arange(n_variants)[None].expand(m, n_variants)
+        position = variant_position[None].expand(m, n_variants)
+        variants = rows[:, None].repeat(1, n_variants, 1, 1)  # (m, 3L, 4, L)
+        variants[seq, variant, :, position] = 0
+        variants[seq, variant, base, position] = 1
+        probs = class_probabilities(model, variants.flatten(0, 1)).view(m, n_variants, -1)
+        chosen = probs.gather(2, target[i:i + m, None, None].expand(-1, n_variants, 1))[..., 0]
+        out[i + seq, base, position] = chosen - reference[i:i + m, None]
+    return out
 
 
 def position_importance(substitutions: torch.Tensor) -> torch.Tensor:
