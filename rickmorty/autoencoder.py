@@ -13,6 +13,7 @@ from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMe
 
 from common.errors import ConfigError
 from common.optim import make_optimizer
+from rickmorty.images import as_float
 from rickmorty.noise import NOISE_KINDS, NoiseKind, add_noise
 
 
@@ -125,7 +126,7 @@ class ConvAutoencoder(L.LightningModule):
     def batch_images(batch) -> torch.Tensor:
         """Return the images of a batch as float in [0, 1]; labels, if any, are ignored."""
         images = batch[0] if isinstance(batch, (tuple, list)) else batch
-        return images.float() / 255 if images.dtype == torch.uint8 else images.float()
+        return as_float(images)
 
     def setup(self, stage: str) -> None:
         if self.channels_last:

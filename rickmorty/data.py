@@ -17,7 +17,7 @@ from common.errors import ConfigError, DataError
 from common.paths import course_data
 from rickmorty.audit import Frames, collapse_duplicates, scene_groups
 from rickmorty.augment import augmentation
-from rickmorty.images import FRAME_SIZE, list_images, read_frame, warn_issues
+from rickmorty.images import FRAME_SIZE, as_float, list_images, read_frame, warn_issues
 from rickmorty.sources import COURSE_LAYOUT, LabelledFiles, find_labelled_files, source_class_names
 from rickmorty.synthetic import synthetic_frames
 
@@ -291,9 +291,7 @@ class FrameData(L.LightningDataModule):
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         """Scale uint8 frames to float in [0, 1] on the device (4x less data to move than floats)."""
         x, *rest = batch
-        if x.dtype == torch.uint8:
-            x = x.float().div_(255)
-        return (x, *rest)
+        return (as_float(x), *rest)
 
     def _read_predict_dir(self) -> None:
         if self.predict_dir is None:

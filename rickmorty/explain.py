@@ -11,7 +11,7 @@ from torchmetrics.functional import classification as tmf
 
 from common.errors import ConfigError, DataError
 from common.plots import plt, save_figure
-from rickmorty.images import list_images, read_frame, warn_issues
+from rickmorty.images import as_float, list_images, read_frame, warn_issues
 
 
 def predict_probabilities(model: nn.Module, images: torch.Tensor, batch_size: int = 128) -> torch.Tensor:
@@ -20,11 +20,6 @@ def predict_probabilities(model: nn.Module, images: torch.Tensor, batch_size: in
     with torch.no_grad():
         return torch.cat([model.probabilities(model(as_float(images[i:i + batch_size])))
                           for i in range(0, len(images), batch_size)])
-
-
-def as_float(images: torch.Tensor) -> torch.Tensor:
-    """Return frames as float32 in [0, 1] (uint8 frames are divided by 255)."""
-    return images.float() / 255 if images.dtype == torch.uint8 else images.float()
 
 
 def explained_layer(model: nn.Module) -> nn.Module:

@@ -99,3 +99,8 @@ def warn_issues(issues: list[FileIssue], limit: int = 20) -> None:
         warnings.warn(f"{issue.path}: {issue.problem} -> {issue.action}", stacklevel=2)
     if len(issues) > limit:
         warnings.warn(f"... and {len(issues) - limit} more file issues (see the audit)", stacklevel=2)
+
+
+def as_float(images: torch.Tensor) -> torch.Tensor:
+    """Return frames as float32 in [0, 1] (uint8 frames are scaled by 1/255 in one pass)."""
+    return images.float().mul_(1 / 255) if images.dtype == torch.uint8 else images.float()
