@@ -153,11 +153,10 @@ class Classifier(L.LightningModule):
         if "recall" in values:  # binary and multilabel: balanced accuracy = mean of sensitivity and specificity
             values["bal_acc"] = (values["recall"] + values["specificity"]) / 2
         self.last_metrics = {f"{prefix}_{k}": v.detach().cpu() for k, v in values.items()}
-        per_class = values.pop("class_recall", values.pop("class_acc", None))
         values.pop("confusion")
-        if per_class is not None:
-            values.update({f"{k}_{name}": v for name, v in zip(self.class_names, per_class)
-                           for k in ["recall" if self.task == "multiclass" else "acc"]})
+        for per_class_key, stem in (("class_recall", "recall"), ("class_acc", "acc")):
+            if per_class_key in values:
+                values.update({f"{stem}_{name}": v for name, v in zip(self.class_names, values.pop(per_class_key))})
         self.log_dict({f"{prefix}_{k}": v.float() for k, v in values.items()}, prog_bar=False)
 
     def validation_step(self, batch, batch_idx):
