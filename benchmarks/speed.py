@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from common.classifier import Classifier
-from common.data import BatchTensors, batch_loader
+from common.data import BatchTensors, StepBatches, batch_loader
 from common.devices import cpu_has_native_bf16
 from common.paths import course_data
 from common.trainer import build_trainer
@@ -177,21 +177,34 @@ def predict_loader(frames: torch.Tensor, batch_size: int, data):
 
 # ---- timing ----------------------------------------------------------------------------------------
 class BatchClock(L.Callback):
-    """Record the time at the end of every training or prediction batch."""
+    """Record the time and the optimiser steps done so far at the end of every training or prediction batch."""
 
     def __init__(self) -> None:
         self.times: list[float] = []
+        self.steps: list[int] = []
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self.times.append(time.perf_counter())
+        self.tick(len(batch) if isinstance(batch, StepBatches) else 1)
 
     def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        self.tick(1)
+
+    def tick(self, steps: int) -> None:
+        """Record a batch end after `steps` more steps (several when one Lightning step runs StepBatches)."""
         self.times.append(time.perf_counter())
+        self.steps.append((self.steps[-1] if self.steps else 0) + steps)
+
+    def clear(self) -> None:
+        """Forget the recorded batches."""
+        self.times.clear()
+        self.steps.clear()
 
 
-def samples_per_second(times: list[float], warmup: int, batch: int) -> float:
-    """Return samples/s over the batches after the warm-up (from the end of the last warm-up batch)."""
-    return batch * (len(times) - warmup) / (times[-1] - times[warmup - 1])
+def samples_per_second(times: list[float], warmup: int, batch: int, steps: list[int] | None = None) -> float:
+    """Return samples/s from the end of the batch that completes the warm-up steps to the end of the last batch."""
+    steps = steps or list(range(1, len(times) + 1))
+    start = next(i for i, done in enumerate(steps) if done >= warmup)
+    return batch * (steps[-1] - steps[start]) / (times[-1] - times[start])
 
 
 def time_plain(case: Case) -> dict:
@@ -228,10 +241,10 @@ def time_project(case: Case, workdir: str) -> dict:
         trainer.fit(run.module, datamodule=run.train)
     else:
         trainer.fit(run.module, train_dataloaders=run.train)
-    train = samples_per_second(clock.times, case.warmup, case.batch)
+    train = samples_per_second(clock.times, case.warmup, case.batch, clock.steps)
     settings = {"precision": str(trainer.precision), "channels_last": bool(getattr(run.module, "channels_last", False)),
                 "threads": torch.get_num_threads()}
-    clock.times.clear()
+    clock.clear()
     trainer = build_trainer(default_root_dir=workdir, run_name=case.name, callbacks=[clock], logger=False,
                             enable_checkpointing=False, **run.trainer_kwargs)
     if isinstance(run.predict, L.LightningDataModule):

@@ -14,7 +14,7 @@ from torchmetrics import classification as tm
 from common.checkpoints import build_from_spec, module_spec, read_checkpoint
 from common.errors import ConfigError
 from common.memory_format import channels_last, convolutions_to_channels_last
-from common.optim import make_optimizer
+from common.optim import LR_SCHEDULES, make_optimizer, with_lr_schedule
 
 Task = Literal["binary", "multilabel", "multiclass"]
 
@@ -53,6 +53,7 @@ class Classifier(L.LightningModule):
     class_weights: None, "balanced" (from the training labels) or one weight per class.
     channels_last: keep convolution inputs and weights channels-fastest (2D: NHWC; 1D: NLC), which
     oneDNN runs faster on CPU, most with bf16 (see benchmarks/README.md).
+    lr_schedule: "constant" (the course's) or "one_cycle" (warm-up, then cosine decay to ~0 per step).
     """
 
     def __init__(
@@ -66,12 +67,15 @@ class Classifier(L.LightningModule):
         weight_decay: float = 0.0,
         momentum: float = 0.9,
         channels_last: bool = False,
+        lr_schedule: Literal["constant", "one_cycle"] = "constant",
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["backbone"])
         if task == "binary" and len(class_names) != 2:
             raise ConfigError(f"a binary task needs two class names (negative, positive), got {class_names}")
         self.n_outputs = output_count(task, len(class_names))
+        if lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(f"unknown lr_schedule {lr_schedule!r}; choose one of {', '.join(LR_SCHEDULES)}")
         if isinstance(class_weights, list) and len(class_weights) != len(class_names):
             raise ConfigError(f"class_weights has {len(class_weights)} values for {len(class_names)} classes")
         self.backbone = backbone
@@ -177,8 +181,11 @@ class Classifier(L.LightningModule):
 
     def configure_optimizers(self):
         # Frozen parameters stay out, so a fine-tuning callback can add them later as their own group.
-        return make_optimizer([p for p in self.parameters() if p.requires_grad], self.hparams.optimizer, self.hparams.lr,
-                              self.hparams.weight_decay, self.hparams.momentum)
+        optimizer = make_optimizer([p for p in self.parameters() if p.requires_grad], self.hparams.optimizer,
+                                   self.hparams.lr, self.hparams.weight_decay, self.hparams.momentum)
+        schedule = self.hparams.lr_schedule
+        total_steps = 0 if schedule == "constant" else self.trainer.estimated_stepping_batches
+        return with_lr_schedule(optimizer, schedule, total_steps)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["backbone_spec"] = module_spec(self.backbone)

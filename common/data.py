@@ -1,6 +1,7 @@
 """Data helpers shared by the tasks: whole-batch tensor loading and reproducible splits."""
 from __future__ import annotations
 
+from functools import partial
 from typing import Sequence
 
 import numpy as np
@@ -42,6 +43,27 @@ def batch_loader(dataset: BatchTensors, batch_size: int, shuffle: bool = False, 
     """Return a DataLoader that fetches each batch of a BatchTensors with one slice."""
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
                       collate_fn=keep_batch, num_workers=num_workers)
+
+
+class StepBatches(list):
+    """Consecutive training batches that one Lightning step runs as as many optimiser steps (keras' steps_per_execution)."""
+
+
+def split_into_steps(batch: tuple[torch.Tensor, ...], batch_size: int) -> StepBatches:
+    """Collate function: cut one fetched batch of tensors into StepBatches of `batch_size` rows each."""
+    return StepBatches(zip(*(t.split(batch_size) for t in batch)))
+
+
+def step_batches_loader(dataset: BatchTensors, batch_size: int, steps_per_execution: int,
+                        shuffle: bool = False) -> DataLoader:
+    """Return a DataLoader whose items are StepBatches of up to `steps_per_execution` batches of `batch_size`.
+
+    One slice fetches a whole group and the Lightning loop's per-step cost (hooks, logging,
+    progress bar) is paid once per group: for tiny nets such as the course's sqrt net that cost is
+    most of the time. The batches and their order are those of `batch_loader` with the same seed.
+    """
+    return DataLoader(dataset, batch_size=batch_size * steps_per_execution, shuffle=shuffle,
+                      collate_fn=partial(split_into_steps, batch_size=batch_size))
 
 
 def random_split_indices(n: int, fractions: Sequence[float], seed: int = 0) -> list[np.ndarray]:

@@ -8,6 +8,7 @@ import torch
 from common.errors import ConfigError
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+LR_SCHEDULES = ("constant", "one_cycle")
 
 
 def make_optimizer(params: Iterable, name: str = "adam", lr: float = 1e-3, weight_decay: float = 0.0,
@@ -36,3 +37,20 @@ def can_fuse(params: list) -> bool | None:
         return None
     fusable = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in tensors)
     return True if fusable else None
+
+
+def with_lr_schedule(optimizer: torch.optim.Optimizer, schedule: str, total_steps: int, warmup_fraction: float = 0.2):
+    """Return what configure_optimizers returns: the optimiser alone ("constant") or with a per-step schedule.
+
+    "one_cycle" warms the learning rate up from lr/25 to lr over the first `warmup_fraction` of
+    the steps, then anneals it (cosine) to about zero: the last epochs train at a small rate, so the
+    final weights are stable and a late validation score is not a lucky fluctuation.
+    """
+    if schedule == "constant":
+        return optimizer
+    if schedule != "one_cycle":
+        raise ConfigError(f"unknown lr_schedule {schedule!r}; choose one of {', '.join(LR_SCHEDULES)}")
+    max_lr = [group["lr"] for group in optimizer.param_groups]
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=max(total_steps, 1),
+                                                    pct_start=warmup_fraction, cycle_momentum=False)
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

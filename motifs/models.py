@@ -17,8 +17,8 @@ def dense_block(in_features: int, units: int, activation: str, dropout: float) -
 
 
 def conv_relu_pool(in_channels: int, filters: int, kernel_size: int) -> nn.Sequential:
-    """Return Conv1d ('valid', as keras) -> ReLU -> MaxPool(2)."""
-    return nn.Sequential(nn.Conv1d(in_channels, filters, kernel_size), nn.ReLU(), nn.MaxPool1d(2))
+    """Return Conv1d ('valid', as keras) -> MaxPool(2) -> ReLU: keras' Conv1D(relu) -> MaxPool values, ReLU on half the elements."""
+    return nn.Sequential(nn.Conv1d(in_channels, filters, kernel_size), nn.MaxPool1d(2), nn.ReLU())
 
 
 @remember_init_args
@@ -54,7 +54,7 @@ class MultiKernelCNN(nn.Module):
     """Parallel first convolutions of several widths, concatenated (the course's functional-API idea), then conv+dense.
 
     Each width k gets `filters_per_kernel` filters with 'same' padding, so the branches line up;
-    then ReLU, MaxPool(2), Conv1d 64@5 relu maxpool2, Flatten, Dense, Dropout.
+    then MaxPool(2) and ReLU, Conv1d 64@5 with max-pool 2 and ReLU, Flatten, Dense, Dropout.
     """
 
     def __init__(self, length: int = 200, kernel_sizes: tuple[int, ...] = (5, 9, 15), filters_per_kernel: int = 16,
@@ -63,7 +63,7 @@ class MultiKernelCNN(nn.Module):
         super().__init__()
         self.branches = nn.ModuleList(nn.Conv1d(4, filters_per_kernel, k, padding=k // 2) for k in kernel_sizes)
         width = filters_per_kernel * len(kernel_sizes)
-        self.features = nn.Sequential(nn.ReLU(), nn.MaxPool1d(2), conv_relu_pool(width, second_filters, 5))
+        self.features = nn.Sequential(nn.MaxPool1d(2), nn.ReLU(), conv_relu_pool(width, second_filters, 5))
         self.flat_features = ((length // 2 - 4) // 2) * second_filters
         self.dense = dense_block(self.flat_features, dense, dense_activation, dropout)
         self.out_features = dense

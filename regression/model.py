@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection
 
+from common.data import StepBatches
 from common.errors import ConfigError
 from common.optim import make_optimizer
 
@@ -51,6 +52,8 @@ class DenseRegressor(L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
+        # Manual steps: a training batch may be StepBatches, several optimiser steps in one Lightning step.
+        self.automatic_optimization = False
         self.net = dense_stack(n_inputs, list(hidden), n_outputs, activation, output_activation)
         self.val_metrics = MetricCollection({"mse": MeanSquaredError(), "mae": MeanAbsoluteError()}, prefix="val_")
 
@@ -59,10 +62,18 @@ class DenseRegressor(L.LightningModule):
         return self.net(x)
 
     def training_step(self, batch, batch_idx):
-        x, y = batch
-        loss = nn.functional.mse_loss(self(x).float(), y)
-        self.log("train_mse", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(x))
-        return loss
+        optimizer = self.optimizers()
+        steps = batch if isinstance(batch, StepBatches) else [batch]
+        squared_errors = []
+        for x, y in steps:
+            loss = nn.functional.mse_loss(self(x).float(), y)
+            optimizer.zero_grad()
+            self.manual_backward(loss)
+            optimizer.step()
+            squared_errors.append(loss.detach() * len(x))
+        rows = sum(len(x) for x, _ in steps)
+        self.log("train_mse", torch.stack(squared_errors).sum() / rows, on_step=False, on_epoch=True, prog_bar=True,
+                 batch_size=rows)
 
     def validation_step(self, batch, batch_idx):
         x, y = batch

@@ -74,9 +74,9 @@ class RickMortyCLI(DeepBioCLI):
         print(f"prediction grid written to {path}", flush=True)
 
 
-def main(args=None) -> None:
-    """Run the rickmorty command line."""
-    RickMortyCLI(L.LightningModule, L.LightningDataModule, args=args, subclass_mode_model=True,
+def main(args=None) -> RickMortyCLI:
+    """Run the rickmorty command line; return the CLI (its trainer, model and datamodule) for scripts."""
+    return RickMortyCLI(L.LightningModule, L.LightningDataModule, args=args, subclass_mode_model=True,
                  subclass_mode_data=True, trainer_defaults={"callbacks": [PredictionsCSV()]})
 
 

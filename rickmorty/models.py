@@ -52,8 +52,14 @@ def keras_init(module: nn.Module) -> None:
                 nn.init.zeros_(layer.bias)
 
 
-def conv_relu_pool(in_channels: int, filters: int, kernel_size: int) -> nn.Sequential:
-    """Return Conv2d ('valid', as keras) -> ReLU -> MaxPool(2)."""
+def conv_relu_pool(in_channels: int, filters: int, kernel_size: int, relu_after_pool: bool = False) -> nn.Sequential:
+    """Return Conv2d ('valid', as keras) -> ReLU -> MaxPool(2), or Conv2d -> MaxPool(2) -> ReLU.
+
+    Both orders give the same values (ReLU and max commute); ReLU after the pooling touches 4x
+    fewer elements: the course CNN trains ~17% faster on CPU (benchmarks/README.md).
+    """
+    if relu_after_pool:
+        return nn.Sequential(nn.Conv2d(in_channels, filters, kernel_size), nn.MaxPool2d(2), nn.ReLU())
     return nn.Sequential(nn.Conv2d(in_channels, filters, kernel_size), nn.ReLU(), nn.MaxPool2d(2))
 
 
@@ -71,7 +77,10 @@ class CourseCNN(nn.Module):
                  dense_activation: Literal["linear", "relu"] = "linear") -> None:
         super().__init__()
         channels = [input_shape[0], *filters]
-        self.features = nn.Sequential(*[conv_relu_pool(a, b, kernel_size) for a, b in zip(channels, channels[1:])])
+        # The last block keeps keras' order: its ReLU output before pooling is the map Grad-CAM explains.
+        blocks = [conv_relu_pool(a, b, kernel_size, relu_after_pool=i < len(filters) - 1)
+                  for i, (a, b) in enumerate(zip(channels, channels[1:]))]
+        self.features = nn.Sequential(*blocks)
         height, width = input_shape[1:]
         for _ in filters:
             height, width = (height - kernel_size + 1) // 2, (width - kernel_size + 1) // 2

@@ -82,6 +82,31 @@ def test_each_task_learns_and_its_best_checkpoint_rebuilds(task, tmp_path):
         torch.testing.assert_close(probs.sum(-1), torch.ones(5))
 
 
+class RecordLearningRate(L.Callback):
+    """Record the optimiser's learning rate before every training batch."""
+
+    def __init__(self):
+        self.rates = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.rates.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+
+def test_one_cycle_schedule_warms_up_then_anneals_and_learns(tmp_path):
+    seed_everything(0)
+    model = Classifier(TinyBackbone(), CASES["binary"], lr=0.02, lr_schedule="one_cycle")
+    rates = RecordLearningRate()
+    trainer = build_trainer(max_epochs=4, default_root_dir=str(tmp_path), enable_progress_bar=False,
+                            callbacks=[rates])
+    trainer.fit(model, ToyData("binary"))
+    peak = rates.rates.index(max(rates.rates))
+    assert len(rates.rates) == 4 * 12 and 0.1 < peak / len(rates.rates) < 0.3  # warm-up: the first fifth
+    assert max(rates.rates) == pytest.approx(0.02, rel=0.01) and rates.rates[0] < 0.002 and rates.rates[-1] < 0.001
+    assert float(trainer.callback_metrics["val_acc"]) > 0.8
+    with pytest.raises(ConfigError, match="unknown lr_schedule"):
+        Classifier(TinyBackbone(), CASES["binary"], lr_schedule="cosine")
+
+
 def test_balanced_weights_upweight_the_rare_class():
     weights = balanced_weights("multiclass", torch.tensor([90.0, 10.0]))
     assert weights[1] / weights[0] == pytest.approx(9.0)

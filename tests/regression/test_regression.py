@@ -64,11 +64,13 @@ def test_best_checkpoint_has_lowest_val_mse_and_reloads_to_same_predictions(tmp_
     assert (tmp_path / "deepbio" / "version_0" / "checkpoints" / "last.ckpt").is_file()
 
 
-def _train_weights(tmp_path, seed):
+def _train_weights(tmp_path, seed, steps_per_execution=16):
     seed_everything(seed)
-    data = RegressionData(n_train=300, n_val=50, seed=seed)
+    data = RegressionData(n_train=300, n_val=50, seed=seed, steps_per_execution=steps_per_execution)
     model = DenseRegressor()
-    quiet_trainer(tmp_path, max_epochs=2, deterministic=True).fit(model, data)
+    trainer = quiet_trainer(tmp_path, max_epochs=2, deterministic=True)
+    trainer.fit(model, data)
+    assert trainer.global_step == 2 * 10, "one optimiser step per batch of 32 (300 rows: 10 per epoch)"
     return torch.cat([p.detach().flatten() for p in model.parameters()])
 
 
@@ -78,6 +80,19 @@ def test_same_seed_gives_identical_weights(tmp_path):
     other = _train_weights(tmp_path / "c", 4)
     assert torch.equal(first, second)
     assert not torch.equal(first, other)
+
+
+def test_steps_per_execution_groups_batches_of_32():
+    """One loader item holds up to 4 consecutive batches of 32; the last group keeps the remainder."""
+    data = RegressionData(n_train=300, n_val=50, steps_per_execution=4)
+    groups = list(data.train_dataloader())
+    assert [len(g) for g in groups] == [4, 4, 2] and [len(x) for x, _ in groups[-1]] == [32, 12]
+
+
+@pytest.mark.parametrize("steps_per_execution", [4, 64])
+def test_grouped_steps_train_to_identical_weights(tmp_path, steps_per_execution):
+    one = _train_weights(tmp_path / "one", 3, steps_per_execution=1)
+    assert torch.equal(one, _train_weights(tmp_path / "many", 3, steps_per_execution=steps_per_execution))
 
 
 def test_interrupted_run_resumes_from_last_ckpt_with_same_step_count(tmp_path):

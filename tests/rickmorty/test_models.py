@@ -1,6 +1,8 @@
 """Backbones: the course's exact sizes, the transfer backbone's local weights and freezing, the BN CNN."""
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torchvision.models import resnet18
@@ -31,6 +33,23 @@ def test_course_cnn_layers_and_outputs(task, classes, outputs):
     assert isinstance(backbone.dense[2], torch.nn.Identity) and backbone.dense[3].p == 0.3  # keras Dense(100): linear
     model = Classifier(backbone, classes, task=task)
     assert model(torch.rand(2, 3, 90, 160)).shape == (2, outputs)
+
+
+def test_relu_after_pool_keeps_the_course_values_and_gradients():
+    """ReLU and max-pooling commute: the faster order gives keras' Conv(relu) -> MaxPool values and gradients."""
+    torch.manual_seed(0)
+    fast = CourseCNN().eval()
+    keras_order = copy.deepcopy(fast)
+    for block in keras_order.features:
+        if isinstance(block[1], torch.nn.MaxPool2d):
+            block[1], block[2] = block[2], block[1]
+    assert isinstance(fast.features[0][2], torch.nn.ReLU) and isinstance(keras_order.features[0][1], torch.nn.ReLU)
+    x = torch.rand(3, 3, 90, 160)
+    for model in (fast, keras_order):
+        model(x).sum().backward()
+    assert torch.equal(fast(x), keras_order(x))
+    assert torch.equal(fast.features[0][0].weight.grad, keras_order.features[0][0].weight.grad)
+    assert fast.last_conv is fast.features[-1][1] and isinstance(fast.last_conv, torch.nn.ReLU)  # pre-pool map
 
 
 def test_batchnorm_cnn_is_size_independent():
