@@ -1,6 +1,6 @@
 """Quality on the real frames (issue 3): the course CNN and the improved model, scene-grouped vs random split.
 
-    /work/venv/bin/python benchmarks/rickmorty_quality.py [epochs] [seeds]
+    /work/venv/bin/python benchmarks/rickmorty_quality.py [epochs] [seeds] [all|course|improved]
 
 Trains each experiment on the real frames (../shared/data/RickandMorty or $DEEPBIO_DATA) with
 bf16 + channels_last on the CPU. The course CNN runs `epochs` epochs and is judged, as in the
@@ -10,7 +10,8 @@ shows where the inflation comes from. The improved model runs exactly its config
 (configs/rickmorty/improved_{binary,multiclass}.yaml, through the CLI) once per seed and is
 judged at its LAST epoch, so no choice is made on the validation frames; the seeds' last
 checkpoints are also averaged as an ensemble. Results are rewritten after every run to
-benchmarks/results/rickmorty_quality.{json,md}; run folders go to runs/rickmorty_quality/.
+benchmarks/results/rickmorty_quality.{json,md} (running one part keeps the other part's records,
+each with the command that made it); run folders go to runs/rickmorty_quality/.
 """
 from __future__ import annotations
 
@@ -137,13 +138,14 @@ def majority_rate(data: FrameData) -> float:
     return counts.max() / counts.sum()
 
 
-def write_results(records: list[dict], command: str) -> None:
+def write_results(records: list[dict]) -> None:
     """Write the records as JSON and as a Markdown table."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "rickmorty_quality.json").write_text(json.dumps({"command": command, "runs": records}, indent=1))
+    (RESULTS / "rickmorty_quality.json").write_text(json.dumps({"runs": records}, indent=1))
+    commands = "; ".join(f"`{c}`" for c in dict.fromkeys(r["command"] for r in records))
     keys = ["name", "task", "split", "epochs", "train_frames", "val_frames", "majority_rate", "best_epoch", "val_acc",
             "val_bal_acc", "val_auroc", "last_epoch_val_acc", "acc_seen_scenes", "acc_unseen_scenes", "seconds"]
-    lines = ["# rickmorty: quality on the real frames", "", f"Command: `{command}`", "",
+    lines = ["# rickmorty: quality on the real frames", "", f"Commands: {commands}", "",
              "CPU, 2 cores, bf16 + channels_last. The course CNN: validation metrics at its best epoch by val_acc "
              "(the course's checkpoint rule; `last_epoch_val_acc` beside it). The improved model: metrics at its "
              "last epoch (no choice made on validation frames), one row per seed, then the seeds' average "
@@ -177,10 +179,17 @@ def improved_summary(records: list[dict]) -> list[str]:
     return lines
 
 
-def main(epochs: int = 6, seeds: int = 3) -> None:
-    """Run every experiment, most important first, rewriting the results after each."""
+def earlier_records(keep: str) -> list[dict]:
+    """Return the committed records whose name starts with `keep` (the part not run this time)."""
+    path = RESULTS / "rickmorty_quality.json"
+    runs = json.loads(path.read_text()).get("runs", []) if path.is_file() else []
+    return [r for r in runs if r["name"].startswith(keep) and "command" in r]
+
+
+def main(epochs: int = 6, seeds: int = 3, part: str = "all") -> None:
+    """Run the experiments of `part` (all, course or improved), rewriting the results after each."""
     torch.set_num_threads(2)
-    command = f"/work/venv/bin/python benchmarks/rickmorty_quality.py {epochs} {seeds}"
+    command = f"/work/venv/bin/python benchmarks/rickmorty_quality.py {epochs} {seeds} {part}"
     experiments = [
         ("course_cnn_binary_grouped", lambda: run("course_cnn_binary_grouped", CourseCNN(), "binary", "grouped", epochs)),
         ("course_cnn_binary_random", lambda: run("course_cnn_binary_random", CourseCNN(), "binary", "random", epochs)),
@@ -189,22 +198,22 @@ def main(epochs: int = 6, seeds: int = 3) -> None:
         ("course_cnn_multilabel_grouped", lambda: run("course_cnn_multilabel_grouped", CourseCNN(), "multilabel",
                                                       "grouped", epochs)),
     ]
-    records = []
-    for task in ("binary", "multiclass"):
+    records = {"all": [], "course": earlier_records("improved"), "improved": earlier_records("course")}[part]
+    for task in ("binary", "multiclass") if part != "course" else ():
         checkpoints = []
         for seed in range(seeds):
             record, checkpoint = run_improved(task, seed)
-            records.append(record)
+            records.append({**record, "command": command})
             checkpoints.append(checkpoint)
             print(f"{record['name']}: {record}", flush=True)
-            write_results(records, command)
-        records.append(ensemble_record(task, checkpoints))
-        write_results(records, command)
-    for name, experiment in experiments:
-        records.append(experiment())
+            write_results(records)
+        records.append({**ensemble_record(task, checkpoints), "command": command})
+        write_results(records)
+    for name, experiment in experiments if part != "improved" else ():
+        records.append({**experiment(), "command": command})
         print(f"{name}: {records[-1]}", flush=True)
-        write_results(records, command)
+        write_results(records)
 
 
 if __name__ == "__main__":
-    main(*(int(a) for a in sys.argv[1:3]))
+    main(*(int(a) for a in sys.argv[1:3]), *sys.argv[3:4])

@@ -145,14 +145,13 @@ def image_cases() -> list[Case]:
     def images(n: int):
         return torch.rand(n, 3, 90, 160), torch.randint(0, 2, (n,)).float()
 
-    def classifier_case(name, title, backbone, fast):
+    def classifier_case(name, title, backbone, convolutions: bool):
         def module(**kwargs):
             return Classifier(backbone(), classifier_data.class_names, task="binary", **kwargs)
 
         def project() -> ProjectRun:
-            settings = {"channels_last": True} if fast else {}
-            return ProjectRun(module(**settings), classifier_data, predict_loader(frames, 100, classifier_data),
-                              {"cpu_bf16": fast})
+            return ProjectRun(module(channels_last=convolutions), classifier_data,
+                              predict_loader(frames, 100, classifier_data), {"cpu_bf16": True})
 
         return Case(name, title, 100, 2, 8, 8, project, module,
                     lambda m, x, y: F.binary_cross_entropy_with_logits(m(x)[:, 0], y), images)
@@ -162,8 +161,8 @@ def image_cases() -> list[Case]:
                           predict_loader(frames, 32, autoencoder_data), {"cpu_bf16": True})
 
     return [classifier_case("dense_image", "dense baseline 43200-100-70-1, batch 100",
-                            lambda: DenseBaseline(units=(100, 70)), fast=False),
-            classifier_case("image_cnn", "image CNN 90x160x3 (course), batch 100", CourseCNN, fast=True),
+                            lambda: DenseBaseline(units=(100, 70)), convolutions=False),
+            classifier_case("image_cnn", "image CNN 90x160x3 (course), batch 100", CourseCNN, convolutions=True),
             Case("autoencoder", "conv autoencoder 90x160x3 (course), batch 32", 32, 1, 3, 3, autoencoder_project,
                  ConvAutoencoder, lambda m, x, y: F.binary_cross_entropy_with_logits(m.logits(x), x), images)]
 
@@ -420,9 +419,10 @@ NOTES = [
     "No CUDA table: this task was not lent a GPU machine (see benchmarks/README.md).",
     "Inputs for keras and plain PyTorch are random arrays of the course shapes (speed does not depend on values); "
     "the project path reads the real data through its DataModule.",
-    "Project settings: bf16 autocast (build_trainer cpu_bf16=True, as the rickmorty CNN configs set it) and the "
-    "channels-fastest layout (channels_last=True) for the conv nets; fp32 for the dense nets. The motif configs "
-    "do not set these yet: this is the setting the motif CNN rows show.",
+    "Project settings, as the configs set them: bf16 autocast (build_trainer cpu_bf16=True) for every classifier "
+    "and the autoencoder, plus the channels-fastest layout (channels_last=True) for the conv nets; the dense sqrt "
+    "net in fp32 on one thread (TinyModelThreads) with 16 optimiser steps per Lightning step "
+    "(RegressionData steps_per_execution=16).",
 ]
 BUSY_LOAD = 1.5
 

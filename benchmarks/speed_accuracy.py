@@ -1,6 +1,6 @@
 """Accuracy must not pay for speed: the image CNN and the motif CNN trained on real data with the fast settings and in fp32.
 
-    /work/venv/bin/python benchmarks/speed_accuracy.py [--image-epochs 6] [--motif-epochs 8] [--seeds 0 1]
+    /work/venv/bin/python benchmarks/speed_accuracy.py [--image-epochs 6] [--motif-epochs 8] [--dense-epochs 10] [--seeds 0 1]
 
 Each model is trained twice per seed from the same initial weights and data order, once with
 the fast settings (bf16 autocast where the CPU has native bf16, channels-fastest layout) and once
@@ -31,28 +31,41 @@ REPORTED = ("val_acc", "val_bal_acc", "val_auroc", "val_f1")
 
 
 def image_setup():
-    """Return (DataModule, backbone factory) for the course image CNN."""
+    """Return (DataModule, backbone factory, Classifier settings) for the course image CNN."""
     from rickmorty.data import FrameData
     from rickmorty.models import CourseCNN
 
-    return FrameData(data_dir="course", task="binary", batch_size=32), CourseCNN
+    return FrameData(data_dir="course", task="binary", batch_size=32), CourseCNN, {}
+
+
+def dense_setup():
+    """Return (DataModule, backbone factory, Classifier settings) for the course dense baseline (configs: lr 1e-4)."""
+    from rickmorty.data import FrameData
+    from rickmorty.models import DenseBaseline
+
+    return FrameData(data_dir="course", task="binary", batch_size=32), DenseBaseline, {"lr": 1e-4, "convolutions": False}
 
 
 def motif_setup():
-    """Return (DataModule, backbone factory) for the course motif CNN."""
+    """Return (DataModule, backbone factory, Classifier settings) for the course motif CNN."""
     from motifs.data import MotifData
     from motifs.models import CourseCNN
 
     data = MotifData(sources={"SOX17": str(course_data("ChIP/SOX17.fa"))}, task="binary", negatives=["shuffle"],
                      negative_class="shuffled", val_chromosomes=["chr7"], test_chromosomes=["chr10"])
-    return data, CourseCNN
+    return data, CourseCNN, {}
 
 
-def train_once(data: L.LightningDataModule, backbone, fast: bool, epochs: int, seed: int,
+def train_once(data: L.LightningDataModule, backbone, settings: dict, fast: bool, epochs: int, seed: int,
                workdir: str) -> dict:
-    """Train one model and return its last validation metrics and the training seconds."""
+    """Train one model and return its last validation metrics and the training seconds.
+
+    fast: bf16 autocast where the CPU has it, plus the channels-fastest layout for convolutions.
+    """
     L.seed_everything(seed, verbose=False)
-    model = Classifier(backbone(), data.class_names, task=data.task, channels_last=fast)
+    settings = dict(settings)
+    convolutions = settings.pop("convolutions", True)
+    model = Classifier(backbone(), data.class_names, task=data.task, channels_last=fast and convolutions, **settings)
     trainer = build_trainer(max_epochs=epochs, default_root_dir=workdir, run_name=f"{'fast' if fast else 'fp32'}",
                             precision="auto" if fast else "32-true", cpu_bf16=fast, enable_checkpointing=False,
                             enable_progress_bar=False)
@@ -85,6 +98,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--image-epochs", type=int, default=6)
     parser.add_argument("--motif-epochs", type=int, default=8)
+    parser.add_argument("--dense-epochs", type=int, default=10)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
@@ -92,12 +106,13 @@ def main() -> None:
     result = {**run_header(), "runs": []}
     with tempfile.TemporaryDirectory() as workdir:
         for name, setup, epochs in (("motif CNN (SOX17 vs shuffled)", motif_setup, args.motif_epochs),
-                                    ("image CNN (Rick or not)", image_setup, args.image_epochs)):
-            data, backbone = setup()
+                                    ("image CNN (Rick or not)", image_setup, args.image_epochs),
+                                    ("dense baseline (Rick or not)", dense_setup, args.dense_epochs)):
+            data, backbone, settings = setup()
             for seed in args.seeds:
                 run = {"model": name, "seed": seed, "epochs": epochs}
                 for mode in ("fast", "fp32"):
-                    run[mode] = train_once(data, backbone, mode == "fast", epochs, seed, workdir)
+                    run[mode] = train_once(data, backbone, settings, mode == "fast", epochs, seed, workdir)
                 print(json.dumps(run), flush=True)
                 result["runs"].append(run)
     write_results(args.out, "speed_accuracy_cpu", result, markdown)

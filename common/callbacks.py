@@ -1,4 +1,4 @@
-"""Callbacks every task uses: best/last checkpoints, the run-info record, and predictions.csv."""
+"""Callbacks every task uses: best/last checkpoints, threads for tiny models, the run-info record, predictions.csv."""
 from __future__ import annotations
 
 import csv
@@ -7,6 +7,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint
 
 
@@ -20,6 +21,34 @@ def best_and_last_checkpoint(monitor: str = "val_loss", mode: str = "min") -> Mo
         filename="best-{epoch:03d}-{" + monitor + ":.5f}",
         auto_insert_metric_name=True,
     )
+
+
+TINY_MODEL_PARAMETERS = 100_000
+
+
+class TinyModelThreads(L.Callback):
+    """Run models under 100,000 parameters on one CPU thread, restoring the thread count afterwards.
+
+    Their matrices are so small that a second OpenMP thread only adds waiting: the course's
+    sqrt net (12,441 parameters, batch 32) trains ~8-20% faster on one thread of two, and on a
+    shared machine threads stalling each other slow it 10-100x (benchmarks/README.md).
+    """
+
+    def __init__(self) -> None:
+        self.restore_threads: int | None = None
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        """Choose one thread for a tiny model on the CPU (before RunInfo states the thread count)."""
+        tiny = sum(p.numel() for p in pl_module.parameters()) < TINY_MODEL_PARAMETERS
+        if tiny and isinstance(trainer.accelerator, CPUAccelerator) and torch.get_num_threads() > 1:
+            self.restore_threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        """Give the process its thread count back."""
+        if self.restore_threads:
+            torch.set_num_threads(self.restore_threads)
+            self.restore_threads = None
 
 
 class RunInfo(L.Callback):

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import copy
 
+import pytest
+
 import torch
 from torch import nn
 
@@ -79,3 +81,33 @@ def test_channels_last_for_one_dimensional_convolutions_changes_the_layout_not_t
     assert conv.weight.stride(1) == 1 and channels_last(torch.rand(2, 4, 20)).stride(1) == 1
     x = torch.rand(5, 4, 20)
     torch.testing.assert_close(fast(x), plain(x))
+
+
+class ThreadsDuringFit(nn.Module):
+    """A backbone that records torch's thread count each time it runs."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.layer = nn.Linear(8, width)
+        self.out_features = width
+        self.threads: list[int] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.threads.append(torch.get_num_threads())
+        return self.layer(x)
+
+
+@pytest.mark.parametrize("width,expected", [(16, 1), (20_000, 2)])
+def test_tiny_models_train_on_one_thread_and_the_thread_count_comes_back(tmp_path, width, expected):
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        backbone = ThreadsDuringFit(width)  # 16: 145 parameters; 20,000: 180,000 (above the 100,000 limit)
+        x, y = torch.rand(16, 8), torch.randint(0, 2, (16,)).float()
+        trainer = build_trainer(max_steps=2, accelerator="cpu", default_root_dir=str(tmp_path), logger=False,
+                                enable_checkpointing=False, enable_progress_bar=False)
+        trainer.fit(Classifier(backbone, ["no", "yes"]), train_dataloaders=batch_loader(BatchTensors(x, y), 8))
+        assert set(backbone.threads) == {expected}
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
