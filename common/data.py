@@ -46,7 +46,7 @@ def batch_loader(dataset: BatchTensors, batch_size: int, shuffle: bool = False, 
 
 
 class StepBatches(list):
-    """Consecutive training batches that one Lightning step runs as as many optimiser steps (keras' steps_per_execution)."""
+    """Consecutive training batches that one Lightning step runs as one optimiser step each (keras' steps_per_execution)."""
 
 
 def split_into_steps(batch: tuple[torch.Tensor, ...], batch_size: int) -> StepBatches:
