@@ -10,6 +10,8 @@ import torch
 from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint
 
+from common.summary import count_parameters
+
 
 def best_and_last_checkpoint(monitor: str = "val_loss", mode: str = "min") -> ModelCheckpoint:
     """Return a checkpoint callback keeping the best model by `monitor` plus last.ckpt for resuming."""
@@ -39,7 +41,7 @@ class TinyModelThreads(L.Callback):
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         """Choose one thread for a tiny model on the CPU (before RunInfo states the thread count)."""
-        tiny = sum(p.numel() for p in pl_module.parameters()) < TINY_MODEL_PARAMETERS
+        tiny = count_parameters(pl_module) < TINY_MODEL_PARAMETERS
         if tiny and isinstance(trainer.accelerator, CPUAccelerator) and torch.get_num_threads() > 1:
             self.restore_threads = torch.get_num_threads()
             torch.set_num_threads(1)

@@ -14,7 +14,7 @@ from torchmetrics import classification as tm
 from common.checkpoints import build_from_spec, module_spec, read_checkpoint
 from common.errors import ConfigError
 from common.memory_format import channels_last, convolutions_to_channels_last
-from common.optim import LR_SCHEDULES, make_optimizer, with_lr_schedule
+from common.optim import check_lr_schedule, make_optimizer, with_lr_schedule
 
 Task = Literal["binary", "multilabel", "multiclass"]
 
@@ -74,8 +74,7 @@ class Classifier(L.LightningModule):
         if task == "binary" and len(class_names) != 2:
             raise ConfigError(f"a binary task needs two class names (negative, positive), got {class_names}")
         self.n_outputs = output_count(task, len(class_names))
-        if lr_schedule not in LR_SCHEDULES:
-            raise ConfigError(f"unknown lr_schedule {lr_schedule!r}; choose one of {', '.join(LR_SCHEDULES)}")
+        check_lr_schedule(lr_schedule)
         if isinstance(class_weights, list) and len(class_weights) != len(class_names):
             raise ConfigError(f"class_weights has {len(class_weights)} values for {len(class_names)} classes")
         self.backbone = backbone

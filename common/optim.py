@@ -39,6 +39,12 @@ def can_fuse(params: list) -> bool | None:
     return True if fusable else None
 
 
+def check_lr_schedule(schedule: str) -> None:
+    """Raise ConfigError unless `schedule` is one of LR_SCHEDULES."""
+    if schedule not in LR_SCHEDULES:
+        raise ConfigError(f"unknown lr_schedule {schedule!r}; choose one of {', '.join(LR_SCHEDULES)}")
+
+
 def with_lr_schedule(optimizer: torch.optim.Optimizer, schedule: str, total_steps: int, warmup_fraction: float = 0.2):
     """Return what configure_optimizers returns: the optimiser alone ("constant") or with a per-step schedule.
 
@@ -46,10 +52,9 @@ def with_lr_schedule(optimizer: torch.optim.Optimizer, schedule: str, total_step
     the steps, then anneals it (cosine) to about zero: the last epochs train at a small rate, so the
     final weights are stable and a late validation score is not a lucky fluctuation.
     """
+    check_lr_schedule(schedule)
     if schedule == "constant":
         return optimizer
-    if schedule != "one_cycle":
-        raise ConfigError(f"unknown lr_schedule {schedule!r}; choose one of {', '.join(LR_SCHEDULES)}")
     max_lr = [group["lr"] for group in optimizer.param_groups]
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=max(total_steps, 1),
                                                     pct_start=warmup_fraction, cycle_momentum=False)

@@ -64,14 +64,14 @@ class DenseRegressor(L.LightningModule):
     def training_step(self, batch, batch_idx):
         optimizer = self.optimizers()
         steps = batch if isinstance(batch, StepBatches) else [batch]
-        squared_errors = []
+        squared_errors, rows = [], 0
         for x, y in steps:
             loss = nn.functional.mse_loss(self(x).float(), y)
             optimizer.zero_grad()
             self.manual_backward(loss)
             optimizer.step()
             squared_errors.append(loss.detach() * len(x))
-        rows = sum(len(x) for x, _ in steps)
+            rows += len(x)
         self.log("train_mse", torch.stack(squared_errors).sum() / rows, on_step=False, on_epoch=True, prog_bar=True,
                  batch_size=rows)
 
