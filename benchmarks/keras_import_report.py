@@ -33,8 +33,8 @@ from motifs.keras_weights import motif_classifier_from_keras  # noqa: E402
 from motifs.pwm import hit_mask, known_matrix  # noqa: E402
 from motifs.shuffle import shuffle_all  # noqa: E402
 from regression.keras_weights import dense_regressor_from_keras  # noqa: E402
-from rickmorty.autoencoder_tour import course_autoencoders_on_frames, read_frames  # noqa: E402
-from rickmorty.images import list_images  # noqa: E402
+from rickmorty.autoencoder_tour import course_autoencoders_on_frames  # noqa: E402
+from rickmorty.images import as_float, list_images, read_folder, read_frames  # noqa: E402
 from rickmorty.keras_weights import autoencoder_from_keras  # noqa: E402
 
 GOLDEN = ROOT / "tests" / "fixtures" / "keras_golden"
@@ -117,21 +117,21 @@ def autoencoder_check(models: Path, pictures: Path, n_frames: int = 192, seed: i
         every += list_images(course_data(f"RickandMorty/data/ThreeClassModel/{folder}"))[0]
     sample = [every[i] for i in np.random.default_rng(seed).choice(len(every), n_frames, replace=False)]
     result = {"source": f"{n_frames} random ThreeClassModel files (seed {seed})", "masking_noise_fraction": 0.2}
-    result["frames"], _ = course_autoencoders_on_frames(read_frames(sample), models, pictures / "frames")
-    predictions, _ = list_images(course_data("RickandMorty/data/predictions"))
-    result["prediction_folder"], _ = course_autoencoders_on_frames(read_frames(predictions), models,
-                                                                   pictures / "predictions")
+    frames, _ = read_frames(sample, "the ThreeClassModel sample")
+    result["frames"], _ = course_autoencoders_on_frames(frames, models, pictures / "frames")
+    frames, _ = read_folder(course_data("RickandMorty/data/predictions"))
+    result["prediction_folder"], _ = course_autoencoders_on_frames(frames, models, pictures / "predictions")
     return result
 
 
 @torch.no_grad()
 def image_cnn_check(models: Path) -> dict:
     """Return convmodel.h5's P(Rick) on the prediction folder (file names hint at the answer)."""
-    paths, _ = list_images(course_data("RickandMorty/data/predictions"))
-    probs = keras_sequential(models / "convmodel.h5")(read_frames(paths).float() / 255)[:, 0]
-    hinted = [(p.name, float(q)) for p, q in zip(paths, probs) if p.name.startswith(("Rick", "Morty"))]
+    frames, names = read_folder(course_data("RickandMorty/data/predictions"))
+    probs = keras_sequential(models / "convmodel.h5")(as_float(frames))[:, 0]
+    hinted = [(name, float(q)) for name, q in zip(names, probs) if name.startswith(("Rick", "Morty"))]
     correct = [(name.startswith("Rick")) == (q >= 0.5) for name, q in hinted]
-    return {"p_rick": {p.name: round(float(q), 4) for p, q in zip(paths, probs)},
+    return {"p_rick": {name: round(float(q), 4) for name, q in zip(names, probs)},
             "agrees_with_file_name": f"{sum(correct)}/{len(correct)}"}
 
 

@@ -50,8 +50,8 @@ class RickMortyCLI(DeepBioCLI):
         best = self.trainer.checkpoint_callback.best_model_path if self.trainer.checkpoint_callback else ""
         model = load_classifier(best) if best else self.model.cpu().float().eval()
         images, targets, names = self.datamodule.part_frames("val")
-        paths = error_galleries(model, images, targets, run_dir)
         probs = predict_probabilities(model, images)
+        paths = error_galleries(model, images, probs, targets, run_dir)
         for title, matrix, labels in confusion_matrices(model, probs, targets):
             paths.append(plot_confusion(matrix, labels, run_dir / f"confusion_{title.replace(' / ', '_')}.png", title))
         if hasattr(model.backbone, "last_conv"):

@@ -7,7 +7,6 @@ from pathlib import Path
 import torch
 
 from common.data import BatchTensors, batch_loader
-from common.errors import DataError
 from common.paths import course_data, data_root
 from common.plots import plot_training_curves, read_metrics_csv
 from common.report import Section
@@ -16,7 +15,7 @@ from common.summary import count_parameters
 from common.trainer import build_trainer
 from rickmorty.autoencoder import ConvAutoencoder
 from rickmorty.autoencoder_plots import ReconstructionGrids, frame_mse, plot_reconstruction_grid
-from rickmorty.images import list_images, read_frame
+from rickmorty.images import as_float, read_folder
 from rickmorty.keras_weights import autoencoder_from_keras
 from rickmorty.noise import masking_noise
 from rickmorty.synthetic import synthetic_frames
@@ -42,7 +41,7 @@ def train_denoiser(run_dir: Path, size: tuple[int, int] = (45, 80), n_train: int
 def course_autoencoders_on_frames(frames: torch.Tensor, models_dir: Path, out: Path, noise_fraction: float = 0.2,
                                   seed: int = 0) -> tuple[dict[str, float], list[Path]]:
     """Run modelAE.h5 on frames and modelAEND.h5 on masked frames (N, 3, 90, 160) uint8; return MSEs and grids."""
-    clean = frames.float() / 255
+    clean = as_float(frames)
     noisy = masking_noise(clean, noise_fraction, torch.Generator().manual_seed(seed))
     metrics = {"masked input MSE": float((noisy - clean).pow(2).mean())}
     images = []
@@ -56,14 +55,6 @@ def course_autoencoders_on_frames(frames: torch.Tensor, models_dir: Path, out: P
             images.append(plot_reconstruction_grid(rows, out / name, f"{stem}.h5 (the course's weights){label}",
                                                    frame_mse(rows)))
     return metrics, images
-
-
-def read_frames(paths: list[Path]) -> torch.Tensor:
-    """Return uint8 frames (N, 3, 90, 160) of image files (unreadable ones skipped)."""
-    frames = [frame for frame, _ in map(read_frame, paths) if frame is not None]
-    if not frames:
-        raise DataError(f"none of {len(paths)} files could be read as a frame")
-    return torch.stack(frames)
 
 
 def run_tour(run_dir: Path) -> list[Section]:
@@ -93,8 +84,8 @@ def run_tour(run_dir: Path) -> list[Section]:
         [folder / "reconstructions_val.png", curves], time.perf_counter() - start)]
     if data_root() is not None:
         start = time.perf_counter()
-        paths, _ = list_images(course_data("RickandMorty/data/predictions"))
-        values, images = course_autoencoders_on_frames(read_frames(paths), course_data("RickandMorty/data/models"),
+        frames, _ = read_folder(course_data("RickandMorty/data/predictions"))
+        values, images = course_autoencoders_on_frames(frames, course_data("RickandMorty/data/models"),
                                                        run_dir / "autoencoder_course_weights")
         sections.append(Section(
             "Autoencoder: the course's own trained weights on real frames",

@@ -17,7 +17,7 @@ from common.errors import ConfigError, DataError
 from common.paths import course_data
 from rickmorty.audit import Frames, collapse_duplicates, scene_groups
 from rickmorty.augment import augmentation
-from rickmorty.images import FRAME_SIZE, as_float, list_images, read_frame, warn_issues
+from rickmorty.images import FRAME_SIZE, as_float, read_folder, read_frame, warn_issues
 from rickmorty.sources import COURSE_LAYOUT, LabelledFiles, find_labelled_files, source_class_names
 from rickmorty.synthetic import synthetic_frames
 
@@ -296,15 +296,4 @@ class FrameData(L.LightningDataModule):
     def _read_predict_dir(self) -> None:
         if self.predict_dir is None:
             raise ConfigError("predict needs a folder of images: set data.predict_dir")
-        paths, issues = list_images(self.predict_dir)
-        images, ids = [], []
-        for path in paths:
-            image, found = read_frame(path)
-            issues += found
-            if image is not None:
-                images.append(image)
-                ids.append(path.name)
-        warn_issues(issues)
-        if not images:
-            raise DataError(f"{self.predict_dir} holds no readable image to predict on")
-        self.predict_images, self.predict_ids = torch.stack(images), ids
+        self.predict_images, self.predict_ids = read_folder(self.predict_dir)

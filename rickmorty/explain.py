@@ -9,9 +9,9 @@ from captum.attr import LayerAttribution, LayerGradCam
 from torch import nn
 from torchmetrics.functional import classification as tmf
 
-from common.errors import ConfigError, DataError
+from common.errors import ConfigError
 from common.plots import plt, save_figure
-from rickmorty.images import as_float, list_images, read_frame, warn_issues
+from rickmorty.images import as_float, read_folder
 
 
 def predict_probabilities(model: nn.Module, images: torch.Tensor, batch_size: int = 128) -> torch.Tensor:
@@ -121,18 +121,8 @@ def save_grad_cam(model: nn.Module, images: torch.Tensor, class_name: str, path:
 
 def grad_cam_folder(model: nn.Module, folder: str | Path, class_name: str, path: str | Path) -> Path:
     """Save Grad-CAM overlays for `class_name` on every readable frame of a folder (bad files warned and skipped)."""
-    paths, issues = list_images(Path(folder))
-    names, images = [], []
-    for file in paths:
-        image, found = read_frame(file)
-        issues += found
-        if image is not None:
-            names.append(file.name)
-            images.append(image)
-    warn_issues(issues)
-    if not images:
-        raise DataError(f"{folder} holds no readable image")
-    return save_grad_cam(model, torch.stack(images), class_name, path, names)
+    images, names = read_folder(folder)
+    return save_grad_cam(model, images, class_name, path, names)
 
 
 def feature_maps(model: nn.Module, image: torch.Tensor, layer: nn.Module | str) -> torch.Tensor:
@@ -212,8 +202,8 @@ def confusion_matrices(model: nn.Module, probs: torch.Tensor, targets: torch.Ten
     return [(name, m.numpy(), [f"no {name}", name]) for name, m in zip(model.class_names, matrices)]
 
 
-def error_galleries(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, folder: str | Path) -> list[Path]:
-    """Save one error gallery per model output (gallery_<output>.png) in `folder`; return the paths."""
-    probs = predict_probabilities(model, images)
+def error_galleries(model: nn.Module, images: torch.Tensor, probs: torch.Tensor, targets: torch.Tensor,
+                    folder: str | Path) -> list[Path]:
+    """Save one error gallery per output of `model` (gallery_<output>.png) in `folder` from its `probs`; return the paths."""
     return [error_gallery(images, probs, targets, model.task, i, name, Path(folder) / f"gallery_{name}.png")
             for i, name in enumerate(model.output_names)]

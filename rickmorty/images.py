@@ -93,6 +93,31 @@ def read_frame(path: Path, size: tuple[int, int] = FRAME_SIZE) -> tuple[torch.Te
     return decode_frame(data, Path(path), size)
 
 
+def read_frames(paths: list[Path], source: str) -> tuple[torch.Tensor, list[str]]:
+    """Return the readable frames among image files as uint8 (N, 3, H, W) and their file names.
+
+    Problems are warned by file name; DataError names `source` when no file is readable.
+    """
+    frames, names, issues = [], [], []
+    for path in paths:
+        frame, found = read_frame(path)
+        issues += found
+        if frame is not None:
+            frames.append(frame)
+            names.append(Path(path).name)
+    warn_issues(issues)
+    if not frames:
+        raise DataError(f"{source} holds no readable image")
+    return torch.stack(frames), names
+
+
+def read_folder(folder: str | Path) -> tuple[torch.Tensor, list[str]]:
+    """Return the readable frames of a folder as uint8 (N, 3, H, W) and their file names (other files warned)."""
+    paths, issues = list_images(Path(folder))
+    warn_issues(issues)
+    return read_frames(paths, str(folder))
+
+
 def warn_issues(issues: list[FileIssue], limit: int = 20) -> None:
     """Emit one warning per issue (up to `limit`, then a count), naming each file."""
     for issue in issues[:limit]:

@@ -38,7 +38,7 @@ def run_tour(run_dir: Path, frames: int = 1000, epochs: int = 4) -> list[Section
     images, targets, names = data.part_frames("val")
     metrics = {k: round(model.last_metrics[f"val_{k}"].item(), 3) for k in ("acc", "bal_acc", "auroc", "f1")}
     probs = predict_probabilities(model, images)
-    pictures = error_galleries(model, images, targets, run_dir)
+    pictures = error_galleries(model, images, probs, targets, run_dir)
     title, matrix, labels = confusion_matrices(model, probs, targets)[0]
     pictures.append(plot_confusion(matrix, labels, run_dir / "confusion.png", title))
     trained_seconds = time.time() - start

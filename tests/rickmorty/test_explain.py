@@ -7,8 +7,8 @@ import torch
 from common.classifier import Classifier
 from common.errors import ConfigError
 from rickmorty.explain import (class_output, error_galleries, feature_maps, grad_cam, grad_cam_folder, heat_in_mask,
-                               mask_area_fraction, normalise_per_image, outcomes, pointing_game, save_feature_maps,
-                               save_grad_cam)
+                               mask_area_fraction, normalise_per_image, outcomes, pointing_game, predict_probabilities,
+                               save_feature_maps, save_grad_cam)
 from rickmorty.models import CourseCNN
 
 
@@ -67,7 +67,7 @@ def test_grad_cam_of_trained_cnn_points_at_rick_far_more_than_untrained(syntheti
     with pytest.raises(ConfigError, match="backbone.features.0.0"):
         feature_maps(model, images[0], "backbone.nothing")
     assert save_feature_maps(maps, tmp_path / "maps.png").is_file()
-    paths = error_galleries(model, images, targets, tmp_path)
+    paths = error_galleries(model, images, predict_probabilities(model, images), targets, tmp_path)
     assert [p.name for p in paths] == ["gallery_rick.png"] and paths[0].is_file()
 
 
