@@ -27,14 +27,12 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from common.classifier import Classifier, load_classifier  # noqa: E402
+from common.classifier import Classifier, compute_scores, load_classifier, update_metrics  # noqa: E402
 from common.trainer import build_trainer  # noqa: E402
 from rickmorty.data import FrameData  # noqa: E402
 from rickmorty.explain import predict_probabilities  # noqa: E402
 from rickmorty.__main__ import main as rickmorty_cli  # noqa: E402
 from rickmorty.models import CourseCNN  # noqa: E402
-from torchmetrics.functional.classification import (binary_accuracy, binary_auroc, binary_recall,  # noqa: E402
-                                                    binary_specificity, multiclass_accuracy, multiclass_auroc)
 
 RESULTS = ROOT / "benchmarks" / "results"
 RUNS = ROOT / "runs" / "rickmorty_quality"
@@ -43,20 +41,23 @@ RUNS = ROOT / "runs" / "rickmorty_quality"
 METRICS = ("val_acc", "val_bal_acc", "val_auroc", "val_f1")
 
 
+def validation_rows(metrics_csv: Path) -> list[dict[str, str]]:
+    """Return the rows of a Lightning metrics.csv that hold validation metrics, in epoch order."""
+    with open(metrics_csv) as handle:
+        return [r for r in csv.DictReader(handle) if r.get("val_acc")]
+
+
+def scores(row: dict[str, str]) -> dict[str, float]:
+    """Return the reported validation metrics of one metrics.csv row, rounded."""
+    return {k: round(float(row[k]), 4) for k in METRICS if row.get(k)}
+
+
 def epoch_metrics(metrics_csv: Path) -> dict[str, float]:
     """Return the validation metrics of the epoch with the highest val_acc and the last epoch's val_acc."""
-    with open(metrics_csv) as handle:
-        rows = [r for r in csv.DictReader(handle) if r.get("val_acc")]
+    rows = validation_rows(metrics_csv)
     best = max(rows, key=lambda r: float(r["val_acc"]))
-    return {"best_epoch": int(best["epoch"]) + 1, **{k: round(float(best[k]), 4) for k in METRICS if best.get(k)},
+    return {"best_epoch": int(best["epoch"]) + 1, **scores(best),
             "last_epoch_val_acc": round(float(rows[-1]["val_acc"]), 4)}
-
-
-def last_epoch_metrics(metrics_csv: Path) -> dict[str, float]:
-    """Return the last epoch's validation metrics from a Lightning metrics.csv."""
-    with open(metrics_csv) as handle:
-        last = [r for r in csv.DictReader(handle) if r.get("val_acc")][-1]
-    return {"epochs_run": int(last["epoch"]) + 1, **{k: round(float(last[k]), 4) for k in METRICS if last.get(k)}}
 
 
 def seen_scene_accuracy(model: Classifier, data: FrameData) -> dict[str, float]:
@@ -96,6 +97,12 @@ def run(name: str, backbone, task: str, split: str, epochs: int, augment: bool =
     return record
 
 
+def last_epoch(metrics_csv: Path) -> dict[str, float]:
+    """Return the number of epochs run and the last epoch's validation metrics."""
+    last = validation_rows(metrics_csv)[-1]
+    return {"epochs": int(last["epoch"]) + 1, **scores(last)}
+
+
 def run_improved(task: str, seed: int) -> tuple[dict, str]:
     """Train the improved model exactly as its config says (with another seed); return its record and last checkpoint."""
     name = f"improved_{task}_grouped_seed{seed}"
@@ -106,7 +113,7 @@ def run_improved(task: str, seed: int) -> tuple[dict, str]:
     data = cli.datamodule
     record = {"name": name, "model": type(cli.model.backbone).__name__, "task": task, "split": "grouped",
               "augment": data.augment, "train_frames": len(data.parts["train"]), "val_frames": len(data.parts["val"]),
-              "majority_rate": round(majority_rate(data), 4), **last_epoch_metrics(Path(cli.trainer.log_dir) / "metrics.csv"),
+              "majority_rate": round(majority_rate(data), 4), **last_epoch(Path(cli.trainer.log_dir) / "metrics.csv"),
               "scene_groups_shared": data.split_report()["scene_groups_shared"], "seconds": round(time.time() - start)}
     return record, cli.trainer.checkpoint_callback.last_model_path
 
@@ -116,19 +123,14 @@ def ensemble_record(task: str, checkpoints: list[str]) -> dict:
     data = FrameData("course", task=task, split="grouped", seed=0)
     data.setup("fit")
     images, targets, _ = data.part_frames("val")
-    probs = torch.stack([predict_probabilities(load_classifier(path), images) for path in checkpoints]).mean(0)
-    if task == "multiclass":
-        scores = {"val_acc": multiclass_accuracy(probs, targets, len(data.class_names), average="micro"),
-                  "val_bal_acc": multiclass_accuracy(probs, targets, len(data.class_names)),
-                  "val_auroc": multiclass_auroc(probs, targets, len(data.class_names))}
-    else:
-        probs, targets = probs[:, 0], targets.view(-1).long()
-        scores = {"val_acc": binary_accuracy(probs, targets),
-                  "val_bal_acc": (binary_recall(probs, targets) + binary_specificity(probs, targets)) / 2,
-                  "val_auroc": binary_auroc(probs, targets)}
+    models = [load_classifier(path) for path in checkpoints]
+    probs = torch.stack([predict_probabilities(model, images) for model in models]).mean(0)
+    metrics = models[0].val_metrics  # the metrics every seed was scored with
+    update_metrics(metrics, task, probs, targets)
+    scores = compute_scores(metrics)
     return {"name": f"improved_{task}_grouped_ensemble_of_{len(checkpoints)}", "task": task, "split": "grouped",
             "val_frames": len(targets), "majority_rate": round(majority_rate(data), 4),
-            **{k: round(float(v), 4) for k, v in scores.items()}}
+            **{f"val_{k}": round(float(scores[k]), 4) for k in ("acc", "bal_acc", "auroc")}}
 
 
 def majority_rate(data: FrameData) -> float:
@@ -151,8 +153,7 @@ def write_results(records: list[dict]) -> None:
              "last epoch (no choice made on validation frames), one row per seed, then the seeds' average "
              "probabilities (ensemble).", "",
              "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(str(r.get(k, r.get("epochs_run", "")) if k == "epochs" else r.get(k, ""))
-                                for k in keys) + " |" for r in records]
+    lines += ["| " + " | ".join(str(r.get(k, "")) for k in keys) + " |" for r in records]
     by_name = {r["name"]: r for r in records}
     grouped, random = by_name.get("course_cnn_binary_grouped"), by_name.get("course_cnn_binary_random")
     if grouped and random:

@@ -181,6 +181,10 @@ class BatchClock(L.Callback):
     def __init__(self) -> None:
         self.times: list[float] = []
         self.steps: list[int] = []
+        self.train_threads = 0
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.train_threads = torch.get_num_threads()  # during training: TinyModelThreads restores it afterwards
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self.tick(len(batch) if isinstance(batch, StepBatches) else 1)
@@ -236,20 +240,14 @@ def time_project(case: Case, workdir: str) -> dict:
     clock = BatchClock()
     trainer = build_trainer(max_epochs=None, max_steps=case.warmup + case.steps, default_root_dir=workdir,
                             run_name=case.name, callbacks=[clock], **run.trainer_kwargs)
-    if isinstance(run.train, L.LightningDataModule):
-        trainer.fit(run.module, datamodule=run.train)
-    else:
-        trainer.fit(run.module, train_dataloaders=run.train)
+    trainer.fit(run.module, run.train)  # a DataLoader or a LightningDataModule
     train = samples_per_second(clock.times, case.warmup, case.batch, clock.steps)
     settings = {"precision": str(trainer.precision), "channels_last": bool(getattr(run.module, "channels_last", False)),
-                "threads": torch.get_num_threads()}
+                "threads": clock.train_threads}
     clock.clear()
     trainer = build_trainer(default_root_dir=workdir, run_name=case.name, callbacks=[clock], logger=False,
                             enable_checkpointing=False, **run.trainer_kwargs)
-    if isinstance(run.predict, L.LightningDataModule):
-        trainer.predict(run.module, datamodule=run.predict, return_predictions=False)
-    else:
-        trainer.predict(run.module, dataloaders=run.predict, return_predictions=False)
+    trainer.predict(run.module, run.predict, return_predictions=False)
     infer = samples_per_second(clock.times[:case.warmup + case.infer_steps], case.warmup, case.batch)
     return {"train": train, "infer": infer, "settings": settings}
 

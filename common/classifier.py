@@ -45,6 +45,24 @@ def classification_metrics(task: str, n: int) -> MetricCollection:
                              "confusion": tm.MulticlassConfusionMatrix(n)})
 
 
+def update_metrics(metrics: MetricCollection, task: str, probs: torch.Tensor, y: torch.Tensor) -> None:
+    """Feed probabilities (N, outputs) and labels in the task's shape to metrics from `classification_metrics`."""
+    target = y.long()
+    if task == "binary":
+        metrics.update(probs[:, 0], target.view(-1))
+    else:
+        metrics.update(probs, target)
+
+
+def compute_scores(metrics: MetricCollection) -> dict[str, torch.Tensor]:
+    """Compute and reset `metrics`; binary and multilabel also get balanced accuracy (mean of sensitivity and specificity)."""
+    values = metrics.compute()
+    metrics.reset()
+    if "recall" in values:
+        values["bal_acc"] = (values["recall"] + values["specificity"]) / 2
+    return values
+
+
 class Classifier(L.LightningModule):
     """A backbone (features) plus a linear head, trained for binary, multi-label or multi-class labels.
 
@@ -146,15 +164,10 @@ class Classifier(L.LightningModule):
         logits = self(x)
         self.log(f"{prefix}_loss", self.loss(logits, y), on_epoch=True, prog_bar=True, batch_size=len(x),
                  sync_dist=True)
-        probs = self.probabilities(logits)
-        target = y.long()
-        metrics.update(probs[:, 0] if self.task == "binary" else probs, target.view(-1) if self.task == "binary" else target)
+        update_metrics(metrics, self.task, self.probabilities(logits), y)
 
     def _log_epoch_metrics(self, metrics: MetricCollection, prefix: str) -> None:
-        values = metrics.compute()
-        metrics.reset()
-        if "recall" in values:  # binary and multilabel: balanced accuracy = mean of sensitivity and specificity
-            values["bal_acc"] = (values["recall"] + values["specificity"]) / 2
+        values = compute_scores(metrics)
         self.last_metrics = {f"{prefix}_{k}": v.detach().cpu() for k, v in values.items()}
         values.pop("confusion")
         for per_class_key, stem in (("class_recall", "recall"), ("class_acc", "acc")):

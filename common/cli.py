@@ -1,8 +1,11 @@
 """LightningCLI set up the deepbio way: our Trainer factory is the `trainer:` section of every YAML config."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from lightning.pytorch.cli import LightningCLI
 
+from common.plots import plot_training_curves
 from common.summary import summarize
 from common.trainer import build_trainer
 
@@ -28,3 +31,11 @@ class DeepBioCLI(LightningCLI):
         input_shape = getattr(self.datamodule, "input_shape", None)
         if input_shape and self.trainer.is_global_zero:
             print(summarize(self.model, tuple(input_shape)), flush=True)
+
+    def after_fit(self) -> None:
+        """Write training_curves.png into the run folder."""
+        run_dir = self.trainer.log_dir  # a collective under DDP: every rank must ask
+        metrics = Path(run_dir or "") / "metrics.csv"
+        if self.trainer.is_global_zero and metrics.is_file():
+            print(f"training curves: {plot_training_curves(metrics, Path(run_dir) / 'training_curves.png')}",
+                  flush=True)

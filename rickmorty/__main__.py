@@ -19,7 +19,7 @@ import torch
 from common.callbacks import PredictionsCSV
 from common.classifier import Classifier, load_classifier
 from common.cli import DeepBioCLI
-from common.plots import plot_confusion, plot_training_curves
+from common.plots import plot_confusion
 from rickmorty.explain import (confusion_matrices, error_galleries, frame_pictures, image_grid,
                               predict_probabilities, save_grad_cam)
 
@@ -36,13 +36,10 @@ class RickMortyCLI(DeepBioCLI):
 
     def after_fit(self) -> None:
         """Write training curves; for a classifier also the confusion matrix, error galleries and Grad-CAM."""
+        super().after_fit()
         run_dir = self.trainer.log_dir  # a collective under DDP: every rank must ask
-        if not self.trainer.is_global_zero or not run_dir:
-            return
-        run_dir = Path(run_dir)
-        if (run_dir / "metrics.csv").is_file():
-            plot_training_curves(run_dir / "metrics.csv", run_dir / "training_curves.png")
-        if isinstance(self.model, Classifier):
+        if self.trainer.is_global_zero and run_dir and isinstance(self.model, Classifier):
+            run_dir = Path(run_dir)
             print(f"fit plots written to {run_dir}: {[p.name for p in self.classifier_plots(run_dir)]}", flush=True)
 
     def classifier_plots(self, run_dir: Path) -> list[Path]:

@@ -12,6 +12,7 @@ from torchmetrics import MeanSquaredError, MetricCollection
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
 from common.errors import ConfigError
+from common.memory_format import channels_last, convolutions_to_channels_last
 from common.optim import make_optimizer
 from rickmorty.images import as_float
 from rickmorty.noise import NOISE_KINDS, NoiseKind, add_noise
@@ -111,7 +112,7 @@ class ConvAutoencoder(L.LightningModule):
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         """Return the reconstruction before the sigmoid, shape (N, 3, H, W)."""
         if self.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
+            images = channels_last(images)
         return self.decoder(self.encoder(images)).contiguous()  # metrics and users expect NCHW order
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -130,7 +131,7 @@ class ConvAutoencoder(L.LightningModule):
 
     def setup(self, stage: str) -> None:
         if self.channels_last:
-            self.to(memory_format=torch.channels_last)
+            convolutions_to_channels_last(self)
 
     def on_fit_start(self) -> None:
         """Say how much the code compresses a frame (the course's network: not at all)."""

@@ -44,7 +44,7 @@ def presence_targets(presence: torch.Tensor, task: str) -> tuple[list, np.ndarra
 
 def file_list_key(paths: list[Path], targets: list, size: tuple[int, int], threshold: float) -> str:
     """Return a hash identifying a set of files (names, sizes, times), their targets and the audit settings."""
-    stats = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in paths]
+    stats = [(str(p), stat.st_size, stat.st_mtime_ns) for p, stat in ((p, p.stat()) for p in paths)]
     text = json.dumps([stats, [str(t) for t in targets], list(size), threshold])
     return hashlib.sha1(text.encode()).hexdigest()[:20]
 
@@ -241,14 +241,16 @@ class FrameData(L.LightningDataModule):
                 "scene_groups_shared": len(shared),
                 "val_frames_in_shared_scenes": int(np.isin(frames.groups[parts["val"]], list(shared)).sum())}
 
-    def _part(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def _part(self, name: str, with_images: bool = True) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """Return a part's uint8 frames (a copy; None unless `with_images`) and its target tensor."""
         if name == "test" and self.test_dir is not None:
             return self.test_frames.images, target_tensor(self.test_frames.targets, self.task)
         index = self.parts[name]
         if len(index) == 0:
             raise ConfigError(f"the {name} part is empty: set data.{name}_fraction (or data.test_dir for test)")
         frames = self.load_frames()
-        return frames.images[index], target_tensor([frames.targets[i] for i in index], self.task)
+        return (frames.images[index] if with_images else None,
+                target_tensor([frames.targets[i] for i in index], self.task))
 
     def part_frames(self, name: str) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
         """Return a part's frames uint8 (N, 3, H, W), targets and frame names (for galleries and checks)."""
@@ -259,7 +261,7 @@ class FrameData(L.LightningDataModule):
 
     def train_label_counts(self) -> torch.Tensor:
         """Return training label counts: (k,) multiclass, [neg, pos] binary, (k, 2) [neg, pos] multilabel."""
-        _, targets = self._part("train")
+        _, targets = self._part("train", with_images=False)
         if self.task == "multiclass":
             return torch.bincount(targets, minlength=len(self.class_names))
         positives = targets.view(len(targets), -1).sum(0)
@@ -267,7 +269,8 @@ class FrameData(L.LightningDataModule):
 
     # ---- loaders ---------------------------------------------------------------------------
     def train_dataloader(self) -> DataLoader:
-        images, targets = self._part("train")
+        # Streaming decodes each sample from its file: the cached frames are not copied.
+        images, targets = self._part("train", with_images=self.loading == "cache")
         if not self.augment and self.loading == "cache":
             return batch_loader(BatchTensors(images, targets), self.batch_size, shuffle=True)
         transform = augmentation() if self.augment else augmentation(0, 0, 0, False, 0, 0)
