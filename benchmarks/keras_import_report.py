@@ -24,6 +24,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from common.classifier import Classifier  # noqa: E402
 from common.keras_import import keras_sequential  # noqa: E402
 from common.paths import course_data  # noqa: E402
 from motifs.encode import one_hot, sequence_codes  # noqa: E402
@@ -58,9 +59,9 @@ def _max_diff(y: torch.Tensor, expected: np.ndarray) -> float:
 @torch.no_grad()
 def parity(models: Path) -> dict:
     """Return {file: {module: max abs difference to keras}} on the golden inputs."""
-    project = {"densemodel": ("DenseRegressor", lambda p: dense_regressor_from_keras(p)),
-               "modelCNNTF": ("Classifier(CourseCNN)", lambda p: motif_classifier_from_keras(p)),
-               "modelCNNTF_rerun": ("Classifier(CourseCNN)", lambda p: motif_classifier_from_keras(p)),
+    project = {"densemodel": ("DenseRegressor", dense_regressor_from_keras),
+               "modelCNNTF": ("Classifier(CourseCNN)", motif_classifier_from_keras),
+               "modelCNNTF_rerun": ("Classifier(CourseCNN)", motif_classifier_from_keras),
                "modelAE": ("ConvAutoencoder", autoencoder_from_keras),
                "modelAEND": ("ConvAutoencoder", autoencoder_from_keras)}
     results = {}
@@ -72,7 +73,7 @@ def parity(models: Path) -> dict:
             name, load = project[stem]
             model = load(path)
             y = model(x)
-            results[stem][name] = _max_diff(model.probabilities(y) if name.startswith("Classifier") else y, expected)
+            results[stem][name] = _max_diff(model.probabilities(y) if isinstance(model, Classifier) else y, expected)
     return results
 
 

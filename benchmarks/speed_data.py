@@ -79,12 +79,12 @@ def jpeg_decoding(repeats: int = 3) -> dict:
 
 def one_hot_encoding(copies: int = 3) -> dict:
     """Return bases/s of motifs.encode (codes + one-hot) on the real SOX17 windows repeated `copies` times."""
-    from motifs.encode import one_hot, sequence_codes
+    from motifs.encode import encode
     from motifs.io import read_fasta
 
     names, sequences = read_fasta(course_data("ChIP/SOX17.fa"))
     sequences, names = sequences * copies, names * copies
-    seconds, x = timed(lambda: one_hot(sequence_codes(sequences, names)))
+    seconds, x = timed(lambda: encode(sequences, names))
     return {"sequences": len(sequences), "bases_per_s": len(sequences) * len(sequences[0]) / seconds,
             "sequences_per_s": len(sequences) / seconds, "shape": list(x.shape)}
 
@@ -122,12 +122,12 @@ def motif_model() -> Classifier:
 
 def ism_speed(n: int = 1000, batch_size: int = 4096) -> dict:
     """Return full-substitution ISM speed on n real SOX17 windows (3 x 200 variants each) vs batched forward."""
-    from motifs.encode import one_hot, sequence_codes
+    from motifs.encode import encode
     from motifs.explain import predict, substitution_ism
     from motifs.io import read_fasta
 
     names, sequences = read_fasta(course_data("ChIP/SOX17.fa"))
-    x = one_hot(sequence_codes(sequences[:n], names[:n]))
+    x = encode(sequences[:n], names[:n])
     model = motif_model()
     length = x.shape[-1]
     probe = x.repeat(20, 1, 1)[: 20 * batch_size // 4]  # 5 x batch_size windows for the forward rate
