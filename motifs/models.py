@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from common.checkpoints import remember_init_args
+from common.pooling import HalvingMaxPool
 
 ACTIVATIONS = {"linear": nn.Identity, "relu": nn.ReLU}
 
@@ -18,7 +19,7 @@ def dense_block(in_features: int, units: int, activation: str, dropout: float) -
 
 def conv_relu_pool(in_channels: int, filters: int, kernel_size: int) -> nn.Sequential:
     """Return Conv1d ('valid', as keras) -> MaxPool(2) -> ReLU: keras' Conv1D(relu) -> MaxPool values, ReLU on half the elements."""
-    return nn.Sequential(nn.Conv1d(in_channels, filters, kernel_size), nn.MaxPool1d(2), nn.ReLU())
+    return nn.Sequential(nn.Conv1d(in_channels, filters, kernel_size), HalvingMaxPool(1), nn.ReLU())
 
 
 @remember_init_args
@@ -63,7 +64,7 @@ class MultiKernelCNN(nn.Module):
         super().__init__()
         self.branches = nn.ModuleList(nn.Conv1d(4, filters_per_kernel, k, padding=k // 2) for k in kernel_sizes)
         width = filters_per_kernel * len(kernel_sizes)
-        self.features = nn.Sequential(nn.MaxPool1d(2), nn.ReLU(), conv_relu_pool(width, second_filters, 5))
+        self.features = nn.Sequential(HalvingMaxPool(1), nn.ReLU(), conv_relu_pool(width, second_filters, 5))
         self.flat_features = ((length // 2 - 4) // 2) * second_filters
         self.dense = dense_block(self.flat_features, dense, dense_activation, dropout)
         self.out_features = dense

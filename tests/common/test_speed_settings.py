@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import copy
+import json
+import resource
 
 import pytest
 
@@ -9,6 +11,7 @@ import torch
 from torch import nn
 
 from common.classifier import Classifier
+from common.cpu_memory import heap_reuse_enabled, set_heap_reuse
 from common.data import BatchTensors, batch_loader
 from common.devices import cpu_has_native_bf16
 from common.memory_format import channels_last
@@ -111,3 +114,52 @@ def test_tiny_models_train_on_one_thread_and_the_thread_count_comes_back(tmp_pat
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def page_faults_of_big_allocations(mebibytes: int = 64, times: int = 3) -> int:
+    """Return the minor page faults of allocating, filling and freeing a block `times` times."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(times):
+        torch.empty(mebibytes << 20, dtype=torch.uint8).fill_(1)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+
+def test_heap_reuse_stops_big_blocks_page_faulting_each_time():
+    if not set_heap_reuse(False):
+        pytest.skip("heap reuse needs glibc (Linux)")
+    page_faults_of_big_allocations()
+    fresh = page_faults_of_big_allocations()
+    try:
+        assert set_heap_reuse(True) and heap_reuse_enabled()
+        page_faults_of_big_allocations()  # the heap grows once
+        reused = page_faults_of_big_allocations()
+    finally:
+        set_heap_reuse(False)
+    assert fresh > 3 * 16384 // 2  # 64 MiB is 16,384 pages of 4 KiB, faulted in anew every time
+    assert reused < fresh / 10
+
+
+class HeapReuseDuringFit(nn.Module):
+    """A backbone that records whether heap reuse is on each time it runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = nn.Linear(8, 4)
+        self.out_features = 4
+        self.reusing: list[bool] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.reusing.append(heap_reuse_enabled())
+        return self.layer(x)
+
+
+def test_cpu_runs_reuse_the_heap_and_hand_it_back_afterwards(tmp_path):
+    if not set_heap_reuse(False):
+        pytest.skip("heap reuse needs glibc (Linux)")
+    backbone = HeapReuseDuringFit()
+    x, y = torch.rand(16, 8), torch.randint(0, 2, (16,)).float()
+    trainer = build_trainer(max_steps=2, accelerator="cpu", default_root_dir=str(tmp_path), run_name="heap",
+                            enable_checkpointing=False, enable_progress_bar=False)
+    trainer.fit(Classifier(backbone, ["no", "yes"]), train_dataloaders=batch_loader(BatchTensors(x, y), 8))
+    assert set(backbone.reusing) == {True} and not heap_reuse_enabled()
+    assert json.loads(next(tmp_path.rglob("run_info_fit.json")).read_text())["cpu_heap_reuse"] is True
