@@ -67,26 +67,35 @@ class Case:
     plain_loss: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
     plain_data: Callable[[int], tuple[torch.Tensor, torch.Tensor]]
     n_classes: int = 2
+    infer_batch: int = 0  # rows per inference batch, every path alike; 0: the training batch
+
+    def __post_init__(self) -> None:
+        self.infer_batch = self.infer_batch or self.batch
 
 
 # ---- the course models ---------------------------------------------------------------------------
 def regression_case() -> Case:
-    """Course section 1: the dense sqrt net, batch 32 (5,000 samples on [0, 200], the course's second run)."""
+    """Course section 1: the dense sqrt net, batch 32 (5,000 samples on [0, 200], the course's second run).
+
+    Inference runs RegressionData's prediction batches (eval_batch_size rows) on every path: batches
+    of 32 would time Lightning's per-batch cost, not the net, and no project path predicts so.
+    """
     from regression.data import RegressionData
     from regression.model import DenseRegressor
 
     data = RegressionData(n_train=5000, n_val=500, high=200.0, batch_size=32)
 
     def project() -> ProjectRun:
-        x = torch.from_numpy(data.x_val).repeat(20, 1)
-        return ProjectRun(DenseRegressor(), data, batch_loader(BatchTensors(x), 32))
+        x = torch.rand(data.hparams.eval_batch_size * (20 + 120), 1) * 200  # warm-up + timed batches
+        return ProjectRun(DenseRegressor(), data, batch_loader(BatchTensors(x), data.hparams.eval_batch_size))
 
     def plain_data(n: int):
         x = torch.rand(n, 1) * 200
         return x, x.sqrt()
 
-    return Case("dense_regression", "dense sqrt net 1-100-120-1, batch 32", 32, 20, 120, 120, project,
-                DenseRegressor, lambda m, x, y: F.mse_loss(m(x), y), plain_data)
+    return Case("dense_regression", f"dense sqrt net 1-100-120-1, batch 32 (inference {data.hparams.eval_batch_size})",
+                32, 20, 120, 120, project, DenseRegressor, lambda m, x, y: F.mse_loss(m(x), y), plain_data,
+                infer_batch=data.hparams.eval_batch_size)
 
 
 def motif_data():
@@ -213,7 +222,7 @@ def samples_per_second(times: list[float], warmup: int, batch: int, steps: list[
 def time_plain(case: Case) -> dict:
     """Time the minimal plain-PyTorch fp32 loop: slices of in-memory tensors, Adam, no framework."""
     module = case.plain_module()
-    n = case.batch * (case.warmup + max(case.steps, case.infer_steps))
+    n = max(case.batch * (case.warmup + case.steps), case.infer_batch * (case.warmup + case.infer_steps))
     x, y = case.plain_data(n)
     optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
     module.train()
@@ -229,9 +238,9 @@ def time_plain(case: Case) -> dict:
     times = []
     with torch.no_grad():
         for i in range(case.warmup + case.infer_steps):
-            module(x[i * case.batch:(i + 1) * case.batch])
+            module(x[i * case.infer_batch:(i + 1) * case.infer_batch])
             times.append(time.perf_counter())
-    return {"train": train, "infer": samples_per_second(times, case.warmup, case.batch)}
+    return {"train": train, "infer": samples_per_second(times, case.warmup, case.infer_batch)}
 
 
 def time_project(case: Case, workdir: str) -> dict:
@@ -248,7 +257,7 @@ def time_project(case: Case, workdir: str) -> dict:
     trainer = build_trainer(default_root_dir=workdir, run_name=case.name, callbacks=[clock], logger=False,
                             enable_checkpointing=False, **run.trainer_kwargs)
     trainer.predict(run.module, run.predict, return_predictions=False)
-    infer = samples_per_second(clock.times[:case.warmup + case.infer_steps], case.warmup, case.batch)
+    infer = samples_per_second(clock.times[:case.warmup + case.infer_steps], case.warmup, case.infer_batch)
     return {"train": train, "infer": infer, "settings": settings}
 
 
@@ -263,7 +272,7 @@ class KerasWorker:
     def measure(self, case: Case) -> dict:
         """Return keras-TF train/infer samples/s for a case."""
         request = {"model": case.name, "batch": case.batch, "warmup": case.warmup, "steps": case.steps,
-                   "infer_steps": case.infer_steps, "n_classes": case.n_classes}
+                   "infer_steps": case.infer_steps, "infer_batch": case.infer_batch, "n_classes": case.n_classes}
         self.process.stdin.write(json.dumps(request) + "\n")
         self.process.stdin.flush()
         return json.loads(self.process.stdout.readline())
@@ -389,6 +398,7 @@ def main() -> None:
                 runs.append(run)
                 print(f"{case.name} repeat {repeat + 1}: " + json.dumps(run), flush=True)
             result["cases"].append({"name": case.name, "title": case.title, "batch": case.batch,
+                                    "infer_batch": case.infer_batch,
                                     "warmup": case.warmup, "steps": case.steps, "infer_steps": case.infer_steps,
                                     "runs": runs, "summary": summarize_case(runs)})
     if keras_worker:

@@ -2,7 +2,7 @@
 
 Runs under the separate benchmark environment (/work/tfbench, see benchmarks/README.md), not the
 project's. Reads one JSON request per line on stdin ({"model", "batch", "warmup", "steps",
-"n_classes"}) and answers one JSON line: training and inference samples/s over `steps` batches
+"infer_steps", "infer_batch", "n_classes"}) and answers one JSON line: training and inference samples/s over `steps` batches
 after `warmup` batches, timed between batch-end callbacks exactly as the PyTorch side is.
 Inputs are random arrays of the course's shapes: speed does not depend on the pixel values.
 """
@@ -124,10 +124,12 @@ def measure(request: dict, built: dict) -> dict:
     clock = BatchClock()
     model.fit(x, y, batch_size=batch, epochs=1, shuffle=False, verbose=0, callbacks=[clock])
     train = samples_per_second(clock.times, warmup, batch)
-    infer_steps = request.get("infer_steps", steps)
+    infer_steps, infer_batch = request.get("infer_steps", steps), request.get("infer_batch", batch)
+    x, _ = random_batch(name, infer_batch * (warmup + infer_steps), request.get("n_classes", 2),
+                        np.random.default_rng(1))
     clock = BatchClock()
-    model.predict(x[:batch * (warmup + infer_steps)], batch_size=batch, verbose=0, callbacks=[clock])
-    return {"train": train, "infer": samples_per_second(clock.times, warmup, batch)}
+    model.predict(x, batch_size=infer_batch, verbose=0, callbacks=[clock])
+    return {"train": train, "infer": samples_per_second(clock.times, warmup, infer_batch)}
 
 
 def main() -> None:

@@ -1,14 +1,15 @@
-"""Callbacks every task uses: best/last checkpoints, CPU threads and heap reuse, the run-info record, predictions.csv."""
+"""Callbacks every task uses: checkpoints, a time-paced progress bar, CPU threads and heap reuse, run info, predictions.csv."""
 from __future__ import annotations
 
 import csv
 import json
+import time
 from pathlib import Path
 
 import lightning as L
 import torch
 from lightning.pytorch.accelerators import CPUAccelerator
-from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint
+from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint, TQDMProgressBar
 
 from common.cpu_memory import heap_reuse_enabled, set_heap_reuse
 from common.summary import count_parameters
@@ -26,23 +27,46 @@ def best_and_last_checkpoint(monitor: str = "val_loss", mode: str = "min") -> Mo
     )
 
 
+class TimedProgressBar(TQDMProgressBar):
+    """Lightning's tqdm progress bar, redrawn at most every `interval` seconds and at the end of each loop.
+
+    Lightning redraws every `refresh_rate` batches, and while training also reads the logged
+    metrics back each time: for a fast loop (the sqrt net predicts ~1,000 batches a second)
+    that drawing took 10-25% of the run. A person reading the bar needs no more than 4 redraws a second.
+    """
+
+    def __init__(self, interval: float = 0.25) -> None:
+        super().__init__(refresh_rate=1)
+        self.interval = interval
+        self.last_drawn = 0.0
+
+    def _should_update(self, current: int, total: int | float) -> bool:
+        """Return True at the last batch or when `interval` seconds have passed since the last redraw."""
+        now = time.monotonic()
+        if not self.is_enabled or (current != total and now - self.last_drawn < self.interval):
+            return False
+        self.last_drawn = now
+        return True
+
+
 TINY_MODEL_PARAMETERS = 100_000
 
 
 class TinyModelThreads(L.Callback):
-    """Run models under 100,000 parameters on one CPU thread, restoring the thread count afterwards.
+    """Train models under 100,000 parameters on one CPU thread, restoring the thread count afterwards.
 
-    Their matrices are so small that a second OpenMP thread only adds waiting: the course's
-    sqrt net (12,441 parameters, batch 32) trains ~8-20% faster on one thread of two, and on a
-    shared machine threads stalling each other slow it 10-100x (benchmarks/README.md).
+    Their training batches are so small that a second OpenMP thread only adds waiting: the
+    course's sqrt net (12,441 parameters, batch 32) trains ~8-20% faster on one thread of two,
+    and on a shared machine threads stalling each other slow it 10-100x (benchmarks/README.md).
+    Prediction keeps every thread: it runs thousands of rows per batch, where threads pay.
     """
 
     def __init__(self) -> None:
         self.restore_threads: int | None = None
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        """Choose one thread for a tiny model on the CPU (before RunInfo states the thread count)."""
-        tiny = count_parameters(pl_module) < TINY_MODEL_PARAMETERS
+        """Choose one thread to train a tiny model on the CPU (before RunInfo states the thread count)."""
+        tiny = stage == "fit" and count_parameters(pl_module) < TINY_MODEL_PARAMETERS
         if tiny and isinstance(trainer.accelerator, CPUAccelerator) and torch.get_num_threads() > 1:
             self.restore_threads = torch.get_num_threads()
             torch.set_num_threads(1)

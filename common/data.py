@@ -13,7 +13,9 @@ class BatchTensors(Dataset):
     """Tensors indexed together; a batch is fetched with one slice, not per sample.
 
     DataLoader calls `__getitems__` with the whole list of batch indices, so no Python work is
-    done per sample. Works with Lightning's DistributedSampler under DDP.
+    done per sample. Consecutive indices (unshuffled loaders: validation, test, prediction) give
+    views of the tensors, nothing copied, so batches must not be modified in place. Works with
+    Lightning's DistributedSampler under DDP.
     """
 
     def __init__(self, *tensors: torch.Tensor) -> None:
@@ -29,6 +31,8 @@ class BatchTensors(Dataset):
         return tuple(t[index] for t in self.tensors)
 
     def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, ...]:
+        if indices and indices == list(range(indices[0], indices[0] + len(indices))):
+            return tuple(t[indices[0]:indices[0] + len(indices)] for t in self.tensors)
         index = torch.as_tensor(indices)
         return tuple(t[index] for t in self.tensors)
 

@@ -5,10 +5,10 @@ import importlib.util
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import Callback, TQDMProgressBar
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
-from common.callbacks import ReuseFreedMemory, RunInfo, TinyModelThreads, best_and_last_checkpoint
+from common.callbacks import ReuseFreedMemory, RunInfo, TimedProgressBar, TinyModelThreads, best_and_last_checkpoint
 from common.devices import resolve_accelerator, resolve_precision
 
 
@@ -37,7 +37,7 @@ def build_trainer(
     logger: bool = True,
     enable_checkpointing: bool = True,
     enable_progress_bar: bool = True,
-    progress_refresh_rate: int = 10,
+    progress_interval: float = 0.25,
     log_every_n_steps: int = 10,
     check_val_every_n_epoch: int = 1,
     limit_train_batches: int | float | None = None,
@@ -59,7 +59,7 @@ def build_trainer(
     if enable_checkpointing:
         all_callbacks.append(best_and_last_checkpoint(monitor, mode))
     if enable_progress_bar:
-        all_callbacks.append(TQDMProgressBar(refresh_rate=progress_refresh_rate))
+        all_callbacks.append(TimedProgressBar(progress_interval))
     all_callbacks.extend(callbacks or [])
     return L.Trainer(
         accelerator=device_type,

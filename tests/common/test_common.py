@@ -39,6 +39,17 @@ def test_batch_loader_fetches_whole_batches_in_order():
         BatchTensors(x, y[:5])
 
 
+def test_unshuffled_batches_are_views_and_shuffled_ones_are_gathered():
+    x = torch.arange(40).float().view(20, 2)
+    dataset = BatchTensors(x)
+    (view,) = dataset.__getitems__([4, 5, 6])
+    assert view.data_ptr() == x[4].data_ptr() and view.tolist() == x[4:7].tolist()
+    (gathered,) = dataset.__getitems__([5, 4, 6])  # spans 3 rows but out of order: not a slice
+    assert gathered.tolist() == x[[5, 4, 6]].tolist()
+    shuffled = list(batch_loader(dataset, 5, shuffle=True))
+    assert sorted(torch.cat([b[0] for b in shuffled])[:, 0].tolist()) == x[:, 0].tolist()
+
+
 def test_device_and_precision_choice():
     assert resolve_accelerator("cpu") == "cpu"
     assert resolve_accelerator("gpu") == "cuda"

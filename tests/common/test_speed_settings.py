@@ -163,3 +163,16 @@ def test_cpu_runs_reuse_the_heap_and_hand_it_back_afterwards(tmp_path):
     trainer.fit(Classifier(backbone, ["no", "yes"]), train_dataloaders=batch_loader(BatchTensors(x, y), 8))
     assert set(backbone.reusing) == {True} and not heap_reuse_enabled()
     assert json.loads(next(tmp_path.rglob("run_info_fit.json")).read_text())["cpu_heap_reuse"] is True
+
+
+def test_progress_bar_redraws_by_time_not_per_batch(tmp_path, monkeypatch):
+    """50 fast batches with a 1-hour interval draw the first and the last batch, where Lightning would draw all 50."""
+    from lightning.pytorch.callbacks.progress import tqdm_progress
+
+    draws = []
+    monkeypatch.setattr(tqdm_progress, "_update_n", lambda bar, n: draws.append(n))
+    trainer = build_trainer(accelerator="cpu", default_root_dir=str(tmp_path), logger=False,
+                            enable_checkpointing=False, progress_interval=3600)
+    model = Classifier(ThreadsDuringFit(4), ["no", "yes"])
+    trainer.predict(model, batch_loader(BatchTensors(torch.rand(50, 8)), 1), return_predictions=False)
+    assert draws == [1, 50]
