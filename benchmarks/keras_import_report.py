@@ -13,7 +13,6 @@ go to runs/keras_import_report/.
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -37,23 +36,12 @@ from regression.keras_weights import dense_regressor_from_keras  # noqa: E402
 from rickmorty.autoencoder_tour import course_autoencoders_on_frames  # noqa: E402
 from rickmorty.images import as_float, list_images, read_folder, read_frames  # noqa: E402
 from rickmorty.keras_weights import autoencoder_from_keras  # noqa: E402
+from results import run_header, write_results  # noqa: E402
+from tests.common.keras_golden import golden, keras_layout  # noqa: E402
 
-GOLDEN = ROOT / "tests" / "fixtures" / "keras_golden"
-COMMAND = "/work/venv/bin/python benchmarks/keras_import_report.py"
-
-
-def _golden(stem: str) -> tuple[torch.Tensor, np.ndarray]:
-    data = np.load(GOLDEN / f"{stem}.npz")
-    x = data["inputs"].astype(np.float32)
-    if data["inputs"].dtype == np.uint8 and x.ndim == 4:
-        x /= 255
-    x = torch.from_numpy(x)
-    return (x.movedim(-1, 1) if x.ndim > 2 else x), data["outputs"]
-
-
-def _max_diff(y: torch.Tensor, expected: np.ndarray) -> float:
-    y = y.movedim(1, -1) if y.ndim > 2 else y
-    return float(np.abs(y.detach().numpy() - expected).max())
+def max_diff(y: torch.Tensor, expected: np.ndarray) -> float:
+    """Return the largest absolute difference between a PyTorch output and keras' output."""
+    return float(np.abs(keras_layout(y) - expected).max())
 
 
 @torch.no_grad()
@@ -66,14 +54,14 @@ def parity(models: Path) -> dict:
                "modelAEND": ("ConvAutoencoder", autoencoder_from_keras)}
     results = {}
     for stem in ["densemodel", "modelCNNTF", "modelCNNTF_rerun", "modelAE", "modelAEND", "convmodel"]:
-        x, expected = _golden(stem)
+        x, expected = golden(stem)
         path = models / f"{stem}.h5"
-        results[stem] = {"keras_sequential": _max_diff(keras_sequential(path)(x), expected)}
+        results[stem] = {"keras_sequential": max_diff(keras_sequential(path)(x), expected)}
         if stem in project:
             name, load = project[stem]
             model = load(path)
             y = model(x)
-            results[stem][name] = _max_diff(model.probabilities(y) if isinstance(model, Classifier) else y, expected)
+            results[stem][name] = max_diff(model.probabilities(y) if isinstance(model, Classifier) else y, expected)
     return results
 
 
@@ -139,7 +127,7 @@ def image_cnn_check(models: Path) -> dict:
 def markdown(report: dict) -> str:
     """Return the report as Markdown."""
     lines = ["# The course's keras models in deepbio: real-data checks", "", f"Command: `{report['command']}`",
-             f"({report['seconds']:.0f} s, {report['torch_threads']} threads)", "", "## Parity with keras (max |diff|)",
+             f"({report['seconds']:.0f} s, {report['threads']} threads)", "", "## Parity with keras (max |diff|)",
              "", "| file | module | max abs diff |", "|---|---|---|"]
     for stem, modules in report["parity"].items():
         lines += [f"| {stem}.h5 | {m} | {d:.2e} |" for m, d in modules.items()]
@@ -184,17 +172,13 @@ def markdown(report: dict) -> str:
 def main(out: Path = ROOT / "benchmarks" / "results", pictures: Path = ROOT / "runs" / "keras_import_report") -> dict:
     torch.manual_seed(0)
     start = time.perf_counter()
-    out.mkdir(parents=True, exist_ok=True)
     models = course_data("RickandMorty/data/models")
-    report = {"command": COMMAND, "torch_threads": torch.get_num_threads(), "pictures": str(pictures.relative_to(ROOT)),
-              "parity": parity(models)}
+    report = {**run_header(), "pictures": str(pictures.relative_to(ROOT)), "parity": parity(models)}
     report["motifs"] = motif_check(models)
     report["autoencoders"] = autoencoder_check(models, pictures)
     report["image_cnn"] = image_cnn_check(models)
     report["seconds"] = time.perf_counter() - start
-    (out / "keras_import_report.json").write_text(json.dumps(report, indent=2))
-    (out / "keras_import_report.md").write_text(markdown(report))
-    print(markdown(report))
+    write_results(out, "keras_import_report", report, markdown)
     return report
 
 

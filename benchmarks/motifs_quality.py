@@ -9,10 +9,8 @@ of its top positions, as JSON and Markdown in benchmarks/results/.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import platform
-import sys
 import time
 from pathlib import Path
 
@@ -25,8 +23,8 @@ from motifs.explain import position_importance, substitution_ism, top_position_e
 from motifs.models import CourseCNN, MultiKernelCNN
 from motifs.pwm import hit_mask, known_matrix
 from motifs.experiment import train
+from results import RESULTS, run_header, write_results
 
-RESULTS = Path(__file__).resolve().parent / "results"
 BACKBONES = {"course": lambda: CourseCNN(dense_activation="relu"), "multikernel": MultiKernelCNN}
 
 
@@ -51,9 +49,8 @@ def main() -> None:
     data = MotifData(sources={"SOX17": str(course_data("ChIP/SOX17.fa"))}, task="binary", negatives=["shuffle"],
                      negative_class="shuffled", val_chromosomes=["chr7"], test_chromosomes=["chr10"],
                      reverse_complement=True, shift=5)
-    results = {"command": "python benchmarks/" + " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-               "data": data.data_source, "epochs": args.epochs, "machine": platform.processor() or platform.machine(),
-               "torch_threads": torch.get_num_threads(), "models": {}}
+    results = {**run_header(), "data": data.data_source, "epochs": args.epochs,
+               "machine": platform.processor() or platform.machine(), "models": {}}
     for name in args.models:
         start = time.perf_counter()
         model, folder = train(data, BACKBONES[name], Path(args.out), f"motifs_quality_{name}", args.epochs, lr=1e-3)
@@ -64,16 +61,14 @@ def main() -> None:
             "run_dir": str(folder),
             "windows_train_val_test": [len(data.splits[p].names) for p in ("train", "val", "test")]}
         print(name, results["models"][name], flush=True)
-        RESULTS.mkdir(exist_ok=True)  # written after each model, so a stopped run keeps what it finished
-        (RESULTS / "motifs_quality.json").write_text(json.dumps(results, indent=2))
-        (RESULTS / "motifs_quality.md").write_text(markdown(results))
+        write_results(RESULTS, "motifs_quality", results, markdown)  # after each model: a stopped run keeps them
 
 
 def markdown(results: dict) -> str:
     """Return the results as a Markdown table with the command and split."""
     lines = ["# Motifs quality: SOX17 peaks vs dinucleotide shuffles", "",
              f"Command: `{results['command']}`", "", f"Data: {results['data']}", "",
-             f"{results['epochs']} epochs max, best checkpoint by validation loss, {results['torch_threads']} CPU "
+             f"{results['epochs']} epochs max, best checkpoint by validation loss, {results['threads']} CPU "
              "threads. Goal: held-out AUROC >= 0.90 (the course's keras model: about 0.83 on this question).", "",
              "| model | test AUROC (chr10) | test accuracy | ISM top-5 in SOX17 sites vs random, zero-out | "
              "substitution | train/val/test windows | seconds |", "|---|---|---|---|---|---|---|"]

@@ -17,16 +17,14 @@ import json
 import logging
 import tempfile
 import time
-from pathlib import Path
 
 import lightning as L
 
 from common.classifier import Classifier
 from common.paths import course_data
 from common.trainer import build_trainer
-from speed import run_header, write_results
+from results import RESULTS, run_header, write_results
 
-RESULTS = Path(__file__).resolve().parent / "results"
 REPORTED = ("val_acc", "val_bal_acc", "val_auroc", "val_f1")
 
 

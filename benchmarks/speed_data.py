@@ -26,9 +26,8 @@ import torch
 
 from common.classifier import Classifier
 from common.paths import course_data
-from speed import run_header, write_results
+from results import RESULTS, run_header, write_results
 
-RESULTS = Path(__file__).resolve().parent / "results"
 ISM_TARGET = 0.8
 
 

@@ -15,24 +15,10 @@ from common.keras_import import KerasImportError, keras_sequential
 from motifs.keras_weights import motif_classifier_from_keras
 from regression.keras_weights import dense_regressor_from_keras
 from rickmorty.keras_weights import autoencoder_from_keras, image_classifier_from_keras
+from tests.common.keras_golden import golden, keras_layout
 from tests.common.test_keras_import import write_keras_h5
 
-GOLDEN = Path(__file__).parent.parent / "fixtures" / "keras_golden"
 FILES = ["densemodel", "modelCNNTF", "modelCNNTF_rerun", "modelAE", "modelAEND", "convmodel"]
-
-
-def golden(stem: str) -> tuple[torch.Tensor, np.ndarray]:
-    """Return (input for PyTorch, channels first; keras' output, channels last) of one fixture."""
-    data = np.load(GOLDEN / f"{stem}.npz")
-    x = data["inputs"].astype(np.float32)
-    if data["inputs"].dtype == np.uint8 and x.ndim == 4:
-        x /= 255  # frames were stored as uint8; keras saw them divided by 255
-    x = torch.from_numpy(x)
-    return (x.movedim(-1, 1) if x.ndim > 2 else x), data["outputs"]
-
-
-def channels_last(y: torch.Tensor) -> np.ndarray:
-    return (y.movedim(1, -1) if y.ndim > 2 else y).detach().numpy()
 
 
 def assert_parity(ours: np.ndarray, keras: np.ndarray) -> None:
@@ -49,7 +35,7 @@ def models_dir(course_data) -> Path:
 def test_generic_import_reproduces_keras(models_dir, stem):
     x, expected = golden(stem)
     with torch.no_grad():
-        assert_parity(channels_last(keras_sequential(models_dir / f"{stem}.h5")(x)), expected)
+        assert_parity(keras_layout(keras_sequential(models_dir / f"{stem}.h5")(x)), expected)
 
 
 def test_dense_regressor_reproduces_densemodel(models_dir):
@@ -75,7 +61,7 @@ def test_autoencoder_reproduces_course_autoencoders(models_dir, stem):
     assert sum(p.numel() for p in model.parameters()) == 189_611
     x, expected = golden(stem)
     with torch.no_grad():
-        assert_parity(channels_last(model(x)), expected)
+        assert_parity(keras_layout(model(x)), expected)
 
 
 def test_task_loaders_refuse_files_of_another_architecture(models_dir):
