@@ -25,3 +25,16 @@ def convolutions_to_channels_last(module: nn.Module) -> nn.Module:
         if isinstance(layer, nn.Conv1d):
             layer.weight.data = channels_last(layer.weight.data)
     return module
+
+
+def cat_channels(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """Return tensors (N, C_i, ...) concatenated along channels, channels-fastest if the first one is.
+
+    torch.cat gives (N, C, L) outputs the channels-first layout whatever its inputs; after it,
+    1D max-pooling and the next convolution ran on channels-first data (the multi-kernel motif
+    CNN's first pooling took 27 ms a batch instead of ~3). Concatenating the (N, L, C) views keeps it.
+    """
+    if tensors[0].dim() == 3 and tensors[0].stride(1) == 1:
+        return torch.cat([t.transpose(1, 2) for t in tensors], dim=2).transpose(1, 2)
+    return torch.cat(tensors, dim=1)
+

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from common.checkpoints import remember_init_args
+from common.memory_format import cat_channels
 from common.pooling import HalvingMaxPool
 
 ACTIVATIONS = {"linear": nn.Identity, "relu": nn.ReLU}
@@ -71,4 +72,4 @@ class MultiKernelCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return features (N, dense) of one-hot DNA (N, 4, L)."""
-        return self.dense(self.features(torch.cat([branch(x) for branch in self.branches], dim=1)))
+        return self.dense(self.features(cat_channels([branch(x) for branch in self.branches])))

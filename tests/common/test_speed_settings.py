@@ -14,7 +14,7 @@ from common.classifier import Classifier
 from common.cpu_memory import heap_reuse_enabled, set_heap_reuse
 from common.data import BatchTensors, batch_loader
 from common.devices import cpu_has_native_bf16
-from common.memory_format import channels_last
+from common.memory_format import cat_channels, channels_last
 from common.optim import make_optimizer
 from common.trainer import build_trainer
 
@@ -176,3 +176,22 @@ def test_progress_bar_redraws_by_time_not_per_batch(tmp_path, monkeypatch):
     model = Classifier(ThreadsDuringFit(4), ["no", "yes"])
     trainer.predict(model, batch_loader(BatchTensors(torch.rand(50, 8)), 1), return_predictions=False)
     assert draws == [1, 50]
+
+
+def test_cat_channels_keeps_the_channels_fastest_layout_and_the_values():
+    parts = [torch.rand(2, c, 7) for c in (3, 5)]
+    fast = cat_channels([channels_last(p) for p in parts])
+    assert fast.stride(1) == 1 and torch.equal(fast, torch.cat(parts, dim=1))
+    assert torch.equal(cat_channels(parts), torch.cat(parts, dim=1)) and cat_channels(parts).is_contiguous()
+
+
+def test_multikernel_cnn_gives_the_same_logits_in_either_layout():
+    from motifs.models import MultiKernelCNN
+
+    torch.manual_seed(0)
+    plain = Classifier(MultiKernelCNN(), ["a", "b"], task="multiclass").eval()
+    fast = copy.deepcopy(plain)
+    fast.channels_last = True
+    fast.setup("fit")
+    x = torch.nn.functional.one_hot(torch.randint(0, 4, (3, 200)), 4).float().transpose(1, 2)
+    torch.testing.assert_close(fast(x), plain(x))
