@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import json
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import lightning as L
@@ -11,7 +12,7 @@ import torch
 from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint, TQDMProgressBar
 
-from common.cpu_memory import heap_reuse_enabled, set_heap_reuse
+from common.cpu_memory import heap_reuse, heap_reuse_enabled
 from common.summary import count_parameters
 
 
@@ -86,18 +87,16 @@ class ReuseFreedMemory(L.Callback):
     """
 
     def __init__(self) -> None:
-        self.active = False
+        self.exit_stack = ExitStack()
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         """Turn heap reuse on for a CPU run (before RunInfo states it)."""
-        if isinstance(trainer.accelerator, CPUAccelerator) and not heap_reuse_enabled():
-            self.active = set_heap_reuse(True)
+        if isinstance(trainer.accelerator, CPUAccelerator):
+            self.exit_stack.enter_context(heap_reuse())
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         """Give freed memory back to the system again, as glibc does by default."""
-        if self.active:
-            set_heap_reuse(False)
-            self.active = False
+        self.exit_stack.close()
 
 
 class RunInfo(L.Callback):

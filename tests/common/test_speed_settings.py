@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from common.classifier import Classifier
-from common.cpu_memory import heap_reuse_enabled, set_heap_reuse
+from common.cpu_memory import heap_reuse, heap_reuse_enabled, set_heap_reuse
 from common.data import BatchTensors, batch_loader
 from common.devices import cpu_has_native_bf16
 from common.memory_format import cat_channels, channels_last
@@ -195,3 +195,21 @@ def test_multikernel_cnn_gives_the_same_logits_in_either_layout():
     fast.setup("fit")
     x = torch.nn.functional.one_hot(torch.randint(0, 4, (3, 200)), 4).float().transpose(1, 2)
     torch.testing.assert_close(fast(x), plain(x))
+
+
+def test_batched_explanations_reuse_the_heap_inside_and_leave_an_outer_setting_alone():
+    from motifs.explain import predict
+
+    if not set_heap_reuse(False):
+        pytest.skip("heap reuse needs glibc (Linux)")
+    recorder = HeapReuseDuringFit()
+    backbone = nn.Sequential(nn.Flatten(), recorder)
+    backbone.out_features = recorder.out_features
+    model = Classifier(backbone, ["no", "yes"])
+    x = torch.rand(5, 4, 2)  # five 2-bp one-hot-shaped windows: 8 features
+    predict(model, x)
+    assert recorder.reusing == [True] and not heap_reuse_enabled()
+    with heap_reuse() as on:
+        predict(model, x)
+        assert on and heap_reuse_enabled()  # the outer block's setting survives the inner call
+    assert not heap_reuse_enabled()
