@@ -41,6 +41,16 @@ def build_from_spec(spec: dict) -> nn.Module:
     return getattr(importlib.import_module(module_name), class_name)(**spec["init_args"])
 
 
+def accepted_hparams(cls: type, hparams: dict, keep: tuple[str, ...] = ()) -> dict:
+    """Return the saved hyperparameters cls.__init__ accepts, plus the `keep` keys.
+
+    LightningCLI adds others: private keys ("_class_path") and the values it links from the data
+    (class names, task) into models that may not take them.
+    """
+    accepted = set(inspect.signature(cls.__init__).parameters) | set(keep)
+    return {k: v for k, v in hparams.items() if k in accepted}
+
+
 def read_checkpoint(path: str | Path) -> dict:
     """Load a checkpoint onto the CPU (so MPS/CUDA checkpoints open anywhere), with a clear error if unreadable."""
     path = Path(path)

@@ -11,7 +11,7 @@ from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics import classification as tm
 
-from common.checkpoints import build_from_spec, module_spec, read_checkpoint
+from common.checkpoints import accepted_hparams, build_from_spec, module_spec, read_checkpoint
 from common.errors import ConfigError
 from common.memory_format import channels_last, convolutions_to_channels_last
 from common.optim import check_lr_schedule, make_optimizer, with_lr_schedule
@@ -222,8 +222,7 @@ def balanced_weights(task: str, counts: torch.Tensor) -> torch.Tensor:
 def load_classifier(path: str | Path) -> Classifier:
     """Rebuild a Classifier (backbone included) from a checkpoint file, on the CPU."""
     checkpoint = read_checkpoint(path)
-    # LightningCLI's subclass mode adds private keys (e.g. "_class_path") to the saved hyperparameters.
-    hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}
+    hparams = accepted_hparams(Classifier, checkpoint["hyper_parameters"])
     model = Classifier(build_from_spec(checkpoint["backbone_spec"]), **hparams)
     model.on_load_checkpoint(checkpoint)
     model.load_state_dict(checkpoint["state_dict"])

@@ -13,18 +13,20 @@ from common.trainer import build_trainer
 class DeepBioCLI(LightningCLI):
     """`python -m <task> fit|validate|test|predict --config <yaml>`; constructor type hints are the config.
 
-    `links` pass values the datamodule knows (class names, task) to the model, as (source, target).
+    `links` pass values the datamodule knows (class names, task) to the model, as (source, target)
+    or (source, target, compute_fn) where the source is a whole object (subclass mode: "data").
     """
 
-    def __init__(self, model_class, datamodule_class, links: tuple[tuple[str, str], ...] = (), **kwargs) -> None:
+    def __init__(self, model_class, datamodule_class, links: tuple[tuple, ...] = (), **kwargs) -> None:
         self.links = links
         kwargs.setdefault("seed_everything_default", 0)
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         super().__init__(model_class, datamodule_class, trainer_class=build_trainer, **kwargs)
 
     def add_arguments_to_parser(self, parser) -> None:
-        for source, target in self.links:
-            parser.link_arguments(source, target, apply_on="instantiate")
+        for source, target, *compute_fn in self.links:
+            parser.link_arguments(source, target, compute_fn=compute_fn[0] if compute_fn else None,
+                                  apply_on="instantiate")
 
     def before_fit(self) -> None:
         """Print the keras-style summary of the model before training."""

@@ -12,6 +12,7 @@ from common.seeding import seed_everything
 from common.trainer import build_trainer
 from motifs.data import MotifData
 from motifs.explain import implant_auroc, position_importance, substitution_ism, zero_ism
+from motifs.models import CourseCNN
 
 
 def train(data: MotifData, make_backbone: Callable[[], nn.Module], run_dir: Path, name: str, epochs: int,
@@ -28,6 +29,17 @@ def train(data: MotifData, make_backbone: Callable[[], nn.Module], run_dir: Path
     best = load_classifier(trainer.checkpoint_callback.best_model_path)
     trainer.test(best, data, verbose=False)
     return best.eval(), Path(trainer.log_dir)
+
+
+def train_on_synthetic(run_dir: Path, name: str, epochs: int = 8) -> tuple[Classifier, MotifData, Path]:
+    """Train the course CNN (ReLU dense) on built-in synthetic SOX17 / PRDM1 / random windows; return it, data, run.
+
+    100 bp windows (the course used 200), 1,500 a class with 3 implants each, a random split:
+    under a minute on two cores (the tour and the explanation tests both use it).
+    """
+    data = MotifData(synthetic_per_class=1500, synthetic_sites=3, length=100, split="random")
+    model, folder = train(data, lambda: CourseCNN(length=100, dense_activation="relu"), run_dir, name, epochs)
+    return model, data, folder
 
 
 def ism_against_implants(model: Classifier, data: MotifData, n: int = 60) -> dict[str, object]:

@@ -11,8 +11,7 @@ from common.plots import plot_confusion, plot_training_curves
 from common.report import Section
 from common.seeding import seed_everything
 from common.summary import count_parameters
-from motifs.data import MotifData
-from motifs.experiment import ism_against_implants, train
+from motifs.experiment import ism_against_implants, train_on_synthetic
 from motifs.explain import filter_pfms, filter_similarities
 from motifs.logos import plot_attribution, plot_filter_logos
 from motifs.models import CourseCNN
@@ -23,10 +22,7 @@ def run_tour(run_dir: Path) -> list[Section]:
     """Train the course CNN on synthetic SOX17/PRDM1/random windows; return report sections."""
     torch.set_num_threads(min(2, torch.get_num_threads()))
     start = time.perf_counter()
-    # 100 bp windows (the course used 200) keep the tour under a minute on two cores.
-    data = MotifData(synthetic_per_class=1500, synthetic_sites=3, length=100, split="random")
-    model, folder = train(data, lambda: CourseCNN(length=100, dense_activation="relu"), run_dir,
-                          "motifs_course_synthetic", epochs=8)
+    model, data, folder = train_on_synthetic(run_dir, "motifs_course_synthetic")
     metrics = {k: float(v) for k, v in model.last_metrics.items() if v.numel() == 1}
     curves = plot_training_curves(folder / "metrics.csv", folder / "training_curves.png", ["loss", "acc"])
     confusion = plot_confusion(model.last_metrics["test_confusion"].numpy(), data.class_names,

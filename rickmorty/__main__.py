@@ -27,13 +27,6 @@ from rickmorty.explain import (confusion_matrices, error_galleries, frame_pictur
 class RickMortyCLI(DeepBioCLI):
     """LightningCLI for frames: classifier plots after fit, predictions.csv and a captioned grid after predict."""
 
-    def add_arguments_to_parser(self, parser) -> None:
-        """Pass the data's class names and label mode to a Classifier (other models take no labels)."""
-        super().add_arguments_to_parser(parser)
-        parser.link_arguments("data", "model.init_args.class_names", compute_fn=lambda data: data.class_names,
-                              apply_on="instantiate")
-        parser.link_arguments("data", "model.init_args.task", compute_fn=lambda data: data.task, apply_on="instantiate")
-
     def after_fit(self) -> None:
         """Write training curves; for a classifier also the confusion matrix, error galleries and Grad-CAM."""
         super().after_fit()
@@ -73,8 +66,11 @@ class RickMortyCLI(DeepBioCLI):
 
 def main(args=None) -> RickMortyCLI:
     """Run the rickmorty command line; return the CLI (its trainer, model and datamodule) for scripts."""
+    # The data's class names and label mode go to a Classifier (other models take no labels).
+    links = (("data", "model.init_args.class_names", lambda data: data.class_names),
+             ("data", "model.init_args.task", lambda data: data.task))
     return RickMortyCLI(L.LightningModule, L.LightningDataModule, args=args, subclass_mode_model=True,
-                 subclass_mode_data=True, trainer_defaults={"callbacks": [PredictionsCSV()]})
+                        subclass_mode_data=True, trainer_defaults={"callbacks": [PredictionsCSV()]}, links=links)
 
 
 if __name__ == "__main__":

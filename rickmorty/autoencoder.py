@@ -1,7 +1,6 @@
 """The course's convolutional autoencoder (and its denoising and bottleneck variants) as a LightningModule."""
 from __future__ import annotations
 
-import inspect
 from typing import Sequence
 
 import lightning as L
@@ -11,6 +10,7 @@ from torch import nn
 from torchmetrics import MeanSquaredError, MetricCollection
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
+from common.checkpoints import accepted_hparams
 from common.errors import ConfigError
 from common.memory_format import channels_last, convolutions_to_channels_last
 from common.optim import make_optimizer
@@ -184,5 +184,6 @@ class ConvAutoencoder(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # `python -m rickmorty` links the data's class names and task into every model's hparams; an
         # autoencoder takes neither, and `--ckpt_path` would pass them back to __init__.
-        own = set(inspect.signature(ConvAutoencoder.__init__).parameters) | {"_class_path", "_instantiator"}
-        checkpoint["hyper_parameters"] = {k: v for k, v in checkpoint["hyper_parameters"].items() if k in own}
+        # LightningCLI's own keys stay: they rebuild the model from the checkpoint.
+        checkpoint["hyper_parameters"] = accepted_hparams(ConvAutoencoder, checkpoint["hyper_parameters"],
+                                                          keep=("_class_path", "_instantiator"))

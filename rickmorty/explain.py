@@ -91,14 +91,18 @@ def grad_cam_overlay(image: torch.Tensor, heat: torch.Tensor, alpha: float = 0.5
 
 
 def image_grid(pictures: list[np.ndarray], captions: list[str], path: str | Path, columns: int = 4,
-               title: str = "") -> Path:
-    """Save pictures (H, W, 3 arrays in [0, 1]) with a caption each as one PNG grid; return its path."""
+               title: str = "", cell_inches: tuple[float, float] = (3.2, 2.1), cmap: str | None = None) -> Path:
+    """Save pictures with a caption each as one PNG grid; return its path.
+
+    Pictures are (H, W, 3) arrays in [0, 1], or with `cmap` (H, W) maps of any range, coloured by it.
+    """
     rows = max(1, -(-len(pictures) // columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.1 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(cell_inches[0] * columns, cell_inches[1] * rows + 0.4),
+                             squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, picture, caption in zip(axes.flat, pictures, captions):
-        ax.imshow(np.clip(picture, 0, 1))
+        ax.imshow(picture if cmap else np.clip(picture, 0, 1), cmap=cmap)
         ax.set_title(caption, fontsize=8)
     fig.suptitle(title)
     return save_figure(fig, path)
@@ -148,16 +152,9 @@ def feature_maps(model: nn.Module, image: torch.Tensor, layer: nn.Module | str) 
 
 
 def save_feature_maps(maps: torch.Tensor, path: str | Path, title: str = "", columns: int = 8) -> Path:
-    """Save feature maps (C, h, w) as a grid of grey images, one per channel; return the PNG path."""
-    rows = -(-len(maps) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.0 * rows + 0.5), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for channel, (ax, picture) in enumerate(zip(axes.flat, maps)):
-        ax.imshow(picture.numpy(), cmap="viridis")
-        ax.set_title(str(channel), fontsize=6)
-    fig.suptitle(title)
-    return save_figure(fig, path)
+    """Save feature maps (C, h, w) as a grid of coloured images, one per channel; return the PNG path."""
+    return image_grid([m.numpy() for m in maps], [str(c) for c in range(len(maps))], path, columns, title,
+                      cell_inches=(1.6, 1.0), cmap="viridis")
 
 
 def outcomes(probs: torch.Tensor, targets: torch.Tensor, task: str, output: int) -> np.ndarray:

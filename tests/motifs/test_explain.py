@@ -7,22 +7,19 @@ import torch
 
 from common.classifier import Classifier
 from common.seeding import seed_everything
-from motifs.data import MotifData
 from motifs.encode import encode
 from motifs.explain import (class_probabilities, filter_pfms, filter_similarities, predict, substitution_ism,
                             top_position_enrichment, zero_ism)
 from motifs.logos import plot_attribution, plot_filter_logos
 from motifs.models import CourseCNN
 from motifs.pwm import hit_mask, known_matrix
-from motifs.experiment import ism_against_implants, train
+from motifs.experiment import ism_against_implants, train_on_synthetic
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """The course CNN trained briefly on synthetic SOX17 / PRDM1 / random windows (100 bp, to keep it quick)."""
-    data = MotifData(synthetic_per_class=1500, synthetic_sites=3, length=100, split="random")
-    model, _ = train(data, lambda: CourseCNN(length=100, dense_activation="relu"), tmp_path_factory.mktemp("explain"),
-                     "explain", epochs=8)
+    model, data, _ = train_on_synthetic(tmp_path_factory.mktemp("explain"), "explain")
     return model, data
 
 
