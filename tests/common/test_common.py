@@ -83,3 +83,14 @@ def test_data_location_from_environment(tmp_path, monkeypatch):
     assert data_root() == tmp_path.resolve()
     with pytest.raises(DataError, match="does not hold the course's 'ChIP/SOX17.fa'"):
         course_data("ChIP/SOX17.fa")
+
+
+def test_ordered_loaders_hand_out_ranges_and_shuffled_ones_index_lists():
+    dataset = BatchTensors(torch.arange(10).float())
+    ordered = batch_loader(dataset, 4)
+    assert list(ordered.batch_sampler) == [range(0, 4), range(4, 8), range(8, 10)]
+    assert list(batch_loader(dataset, 4, drop_last=True).batch_sampler) == [range(0, 4), range(4, 8)]
+    assert [b[0].tolist() for b in ordered] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    torch.manual_seed(0)
+    shuffled = list(batch_loader(dataset, 4, shuffle=True).batch_sampler)
+    assert all(isinstance(b, list) for b in shuffled) and sorted(sum(shuffled, [])) == list(range(10))
