@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -37,4 +38,21 @@ def cat_channels(tensors: list[torch.Tensor]) -> torch.Tensor:
     if tensors[0].dim() == 3 and tensors[0].stride(1) == 1:
         return torch.cat([t.transpose(1, 2) for t in tensors], dim=2).transpose(1, 2)
     return torch.cat(tensors, dim=1)
+
+
+class ChannelsLastConv1d(nn.Conv1d):
+    """nn.Conv1d (same parameters) that runs a channels-fastest (N, C, L) input as a (1, k) Conv2d, without copies.
+
+    PyTorch's Conv1d makes such an input channels-first before its own (1, k) Conv2d and oneDNN
+    then makes it channels-last again: two copies of every activation. Same values; the motif
+    CNN predicts ~13% faster, the multi-kernel CNN ~25% (benchmarks/README.md). Other inputs
+    run through nn.Conv1d unchanged.
+    """
+
+    def _conv_forward(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        if x.dim() != 3 or x.stride(1) != 1 or self.padding_mode != "zeros":
+            return super()._conv_forward(x, weight, bias)
+        padding = self.padding if isinstance(self.padding, str) else (0, self.padding[0])
+        return F.conv2d(x.unsqueeze(2), weight.unsqueeze(2), bias, (1, self.stride[0]), padding,
+                        (1, self.dilation[0]), self.groups).squeeze(2)
 

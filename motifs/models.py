@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from common.checkpoints import remember_init_args
-from common.memory_format import cat_channels
+from common.memory_format import ChannelsLastConv1d, cat_channels
 from common.pooling import HalvingMaxPool
 
 ACTIVATIONS = {"linear": nn.Identity, "relu": nn.ReLU}
@@ -20,7 +20,7 @@ def dense_block(in_features: int, units: int, activation: str, dropout: float) -
 
 def conv_relu_pool(in_channels: int, filters: int, kernel_size: int) -> nn.Sequential:
     """Return Conv1d ('valid', as keras) -> MaxPool(2) -> ReLU: keras' Conv1D(relu) -> MaxPool values, ReLU on half the elements."""
-    return nn.Sequential(nn.Conv1d(in_channels, filters, kernel_size), HalvingMaxPool(1), nn.ReLU())
+    return nn.Sequential(ChannelsLastConv1d(in_channels, filters, kernel_size), HalvingMaxPool(1), nn.ReLU())
 
 
 @remember_init_args
@@ -63,7 +63,7 @@ class MultiKernelCNN(nn.Module):
                  second_filters: int = 64, dense: int = 100, dropout: float = 0.3,
                  dense_activation: Literal["linear", "relu"] = "relu") -> None:
         super().__init__()
-        self.branches = nn.ModuleList(nn.Conv1d(4, filters_per_kernel, k, padding=k // 2) for k in kernel_sizes)
+        self.branches = nn.ModuleList(ChannelsLastConv1d(4, filters_per_kernel, k, padding=k // 2) for k in kernel_sizes)
         width = filters_per_kernel * len(kernel_sizes)
         self.features = nn.Sequential(HalvingMaxPool(1), nn.ReLU(), conv_relu_pool(width, second_filters, 5))
         self.flat_features = ((length // 2 - 4) // 2) * second_filters

@@ -14,7 +14,7 @@ from common.classifier import Classifier
 from common.cpu_memory import heap_reuse, heap_reuse_enabled, set_heap_reuse
 from common.data import BatchTensors, batch_loader
 from common.devices import cpu_has_native_bf16
-from common.memory_format import cat_channels, channels_last
+from common.memory_format import ChannelsLastConv1d, cat_channels, channels_last, convolutions_to_channels_last
 from common.optim import make_optimizer
 from common.trainer import build_trainer
 
@@ -213,3 +213,22 @@ def test_batched_explanations_reuse_the_heap_inside_and_leave_an_outer_setting_a
         predict(model, x)
         assert on and heap_reuse_enabled()  # the outer block's setting survives the inner call
     assert not heap_reuse_enabled()
+
+
+@pytest.mark.parametrize("options", [{}, {"padding": 7}, {"padding": 2, "stride": 2, "dilation": 2}])
+def test_channels_last_conv1d_gives_conv1d_values_and_gradients(options):
+    torch.manual_seed(0)
+    reference = nn.Conv1d(4, 6, 5, **options)
+    fast = ChannelsLastConv1d(4, 6, 5, **options)
+    fast.load_state_dict(reference.state_dict())
+    convolutions_to_channels_last(fast)
+    x = torch.randn(3, 4, 40)
+    for inputs in (channels_last(x), x):  # the channels-fastest path, and nn.Conv1d's own
+        fast.zero_grad()
+        reference.zero_grad()
+        y = fast(inputs)
+        torch.testing.assert_close(y, reference(x), rtol=1e-5, atol=1e-6)
+        y.square().sum().backward()
+        reference(x).square().sum().backward()
+        torch.testing.assert_close(fast.weight.grad, reference.weight.grad, rtol=1e-4, atol=1e-5)
+    assert channels_last(x).stride(1) == 1 and fast(channels_last(x)).stride(1) == 1  # no copy back to (N, C, L)
