@@ -278,7 +278,7 @@ def load_keras_weights(module: nn.Module, source: str | Path | KerasModel) -> Ke
                                 f"{type(module).__name__} has {len(ours)} ({', '.join(n for n, _ in ours)})")
     for keras_layer, (torch_name, layer) in zip(theirs, ours):
         expected_kind = TORCH_KIND[keras_layer.kind]
-        if type(layer) is not expected_kind:
+        if not isinstance(layer, expected_kind):
             raise _fail(keras.path, f"layer {keras_layer.name!r} ({keras_layer.kind}) would go into "
                                     f"{torch_name!r}, a {type(layer).__name__}; expected a {expected_kind.__name__}")
         _check_geometry(keras_layer, torch_name, layer, keras.path)
