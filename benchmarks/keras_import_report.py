@@ -1,6 +1,6 @@
 """Real-data checks of the course's own keras models loaded into deepbio (issue 5), written to benchmarks/results/.
 
-    /work/venv/bin/python benchmarks/keras_import_report.py            # ~2-4 min on 2 CPU cores
+    /work/venv/bin/python benchmarks/keras_import_report.py            # ~30 s on 2 CPU cores
 
 1. Parity: max |deepbio - keras| on the golden fixtures (tests/fixtures/keras_golden/) for every file.
 2. modelCNNTF.h5 (trained by the course on SOX17 / PRDM1 / random) on the real SOX17 peaks: what it
