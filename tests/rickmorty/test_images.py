@@ -31,10 +31,10 @@ def test_bad_files_are_reported_by_name_and_converted_or_skipped(tmp_path):
     good = write_jpeg(folder / "good.jpg", frame)
     corrupt = folder / "corrupt.jpg"
     corrupt.write_bytes(good.read_bytes()[:200])
-    png = write_png(folder / "frame.png", frame)
-    grey = write_png(folder / "grey.png", frame[:1])
-    rgba = write_png(folder / "rgba.png", torch.cat([frame, torch.full((1, *FRAME_SIZE), 255, dtype=torch.uint8)]))
-    big = write_jpeg(folder / "big.jpg", torch.randint(0, 256, (3, 225, 225), dtype=torch.uint8))
+    write_png(folder / "frame.png", frame)
+    write_png(folder / "grey.png", frame[:1])
+    write_png(folder / "rgba.png", torch.cat([frame, torch.full((1, *FRAME_SIZE), 255, dtype=torch.uint8)]))
+    write_jpeg(folder / "big.jpg", torch.randint(0, 256, (3, 225, 225), dtype=torch.uint8))
     (folder / "notes.txt").write_text("not an image")
     (folder / "fake.jpg").write_text("not an image either")
 
