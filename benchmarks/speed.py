@@ -96,21 +96,28 @@ def regression_case() -> Case:
                 infer_batch=data.hparams.eval_batch_size)
 
 
-def motif_data():
-    """Return the real SOX17 peaks plus dinucleotide-shuffled negatives (two classes), batch 1000, set up."""
+def motif_data(synthetic: bool = False):
+    """Return the real SOX17 peaks plus dinucleotide-shuffled negatives (two classes), batch 1000, set up.
+
+    synthetic: the built-in SOX17 / PRDM1 / random windows instead (200 bp, three classes), where
+    the course data is not at hand (a GPU machine).
+    """
     from motifs.data import MotifData
 
-    data = MotifData(sources={"SOX17": str(course_data("ChIP/SOX17.fa"))}, negatives=["shuffle"], task="multiclass",
-                     split="random", batch_size=1000)
+    if synthetic:
+        data = MotifData(synthetic_per_class=8000, length=200, task="multiclass", split="random", batch_size=1000)
+    else:
+        data = MotifData(sources={"SOX17": str(course_data("ChIP/SOX17.fa"))}, negatives=["shuffle"],
+                         task="multiclass", split="random", batch_size=1000)
     data.setup("fit")
     return data
 
 
-def motif_cases() -> list[Case]:
-    """The course motif CNN and the multi-kernel CNN on real SOX17 windows, batch 1000 (course)."""
+def motif_cases(synthetic: bool = False) -> list[Case]:
+    """The course motif CNN and the multi-kernel CNN on real SOX17 windows (or synthetic ones), batch 1000."""
     from motifs.models import CourseCNN, MultiKernelCNN
 
-    data = motif_data()
+    data = motif_data(synthetic)
     x_train = data.splits["train"].tensors()[0]
 
     def plain_data(n: int):
@@ -132,21 +139,25 @@ def motif_cases() -> list[Case]:
     return cases
 
 
-def frame_data(batch_size: int):
-    """Return the real frames ("Rick or not", scene-grouped split) as the project's cached uint8 DataModule, set up."""
+def frame_data(batch_size: int, synthetic: bool = False):
+    """Return the real frames ("Rick or not", scene-grouped split) as the project's cached uint8 DataModule, set up.
+
+    synthetic: the built-in synthetic frames instead (same size, same uint8 DataModule).
+    """
     from rickmorty.data import FrameData
 
-    data = FrameData(data_dir="course", task="binary", batch_size=batch_size)
+    data = FrameData(data_dir=None if synthetic else "course", task="binary", batch_size=batch_size,
+                     synthetic_count=4000)
     data.setup("fit")
     return data
 
 
-def image_cases() -> list[Case]:
+def image_cases(synthetic: bool = False) -> list[Case]:
     """The Rick-and-Morty models at the course's shapes: dense baseline and image CNN (batch 100), autoencoder (32)."""
     from rickmorty.autoencoder import ConvAutoencoder
     from rickmorty.models import CourseCNN, DenseBaseline
 
-    classifier_data, autoencoder_data = frame_data(100), frame_data(32)
+    classifier_data, autoencoder_data = frame_data(100, synthetic), frame_data(32, synthetic)
     frames = classifier_data.part_frames("train")[0]
 
     def images(n: int):
@@ -182,10 +193,17 @@ def predict_loader(frames: torch.Tensor, batch_size: int, data):
 
 
 # ---- timing ----------------------------------------------------------------------------------------
+def synchronize(device: str) -> None:
+    """Wait for the work queued on the device (CUDA runs asynchronously; on the CPU there is nothing to wait for)."""
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
 class BatchClock(L.Callback):
     """Record the time and the optimiser steps done so far at the end of every training or prediction batch."""
 
-    def __init__(self) -> None:
+    def __init__(self, device: str = "cpu") -> None:
+        self.device = device
         self.times: list[float] = []
         self.steps: list[int] = []
         self.train_threads = 0
@@ -201,6 +219,7 @@ class BatchClock(L.Callback):
 
     def tick(self, steps: int) -> None:
         """Record a batch end after `steps` more steps (several when one Lightning step runs StepBatches)."""
+        synchronize(self.device)
         self.times.append(time.perf_counter())
         self.steps.append((self.steps[-1] if self.steps else 0) + steps)
 
@@ -217,11 +236,11 @@ def samples_per_second(times: list[float], warmup: int, batch: int, steps: list[
     return batch * (steps[-1] - steps[start]) / (times[-1] - times[start])
 
 
-def time_plain(case: Case) -> dict:
-    """Time the minimal plain-PyTorch fp32 loop: slices of in-memory tensors, Adam, no framework."""
-    module = case.plain_module()
+def time_plain(case: Case, device: str = "cpu") -> dict:
+    """Time the minimal plain-PyTorch fp32 loop: slices of in-memory tensors on the device, Adam, no framework."""
+    module = case.plain_module().to(device)
     n = max(case.batch * (case.warmup + case.steps), case.infer_batch * (case.warmup + case.infer_steps))
-    x, y = case.plain_data(n)
+    x, y = (t.to(device) for t in case.plain_data(n))
     optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
     module.train()
     times = []
@@ -230,6 +249,7 @@ def time_plain(case: Case) -> dict:
         optimizer.zero_grad()
         case.plain_loss(module, x[rows], y[rows]).backward()
         optimizer.step()
+        synchronize(device)
         times.append(time.perf_counter())
     train = samples_per_second(times, case.warmup, case.batch)
     module.eval()
@@ -237,16 +257,17 @@ def time_plain(case: Case) -> dict:
     with torch.no_grad():
         for i in range(case.warmup + case.infer_steps):
             module(x[i * case.infer_batch:(i + 1) * case.infer_batch])
+            synchronize(device)
             times.append(time.perf_counter())
     return {"train": train, "infer": samples_per_second(times, case.warmup, case.infer_batch)}
 
 
-def time_project(case: Case, workdir: str) -> dict:
+def time_project(case: Case, workdir: str, device: str = "cpu") -> dict:
     """Time the project's normal path: build_trainer + the LightningModule + its data, as a user runs it."""
     run = case.project()
-    clock = BatchClock()
+    clock = BatchClock(device)
     trainer = build_trainer(max_epochs=None, max_steps=case.warmup + case.steps, default_root_dir=workdir,
-                            run_name=case.name, callbacks=[clock], **run.trainer_kwargs)
+                            run_name=case.name, callbacks=[clock], accelerator=device, **run.trainer_kwargs)
     trainer.fit(run.module, run.train)  # a DataLoader or a LightningDataModule
     train = samples_per_second(clock.times, case.warmup, case.batch, clock.steps)
     settings = {"precision": str(trainer.precision), "channels_last": bool(getattr(run.module, "channels_last", False)),
@@ -254,7 +275,7 @@ def time_project(case: Case, workdir: str) -> dict:
     clock.clear()
     trainer = build_trainer(default_root_dir=workdir, run_name=case.name, callbacks=[clock], logger=False,
                             enable_checkpointing=False, limit_predict_batches=case.warmup + case.infer_steps,
-                            **run.trainer_kwargs)
+                            accelerator=device, **run.trainer_kwargs)
     trainer.predict(run.module, run.predict, return_predictions=False)
     infer = samples_per_second(clock.times, case.warmup, case.infer_batch)
     return {"train": train, "infer": infer, "settings": settings}
@@ -314,13 +335,14 @@ def summarize_case(runs: list[dict]) -> dict:
     return summary
 
 
-def machine() -> dict:
-    """Return what the numbers were measured on."""
+def machine(device: str = "cpu") -> dict:
+    """Return what the numbers were measured on (the GPU's name too, for a CUDA run)."""
     model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                   if line.startswith("model name")), platform.processor())
     return {"cpu": model, "cores": os.cpu_count(), "native_bf16": cpu_has_native_bf16(),
             "torch_threads": torch.get_num_threads(), "python": platform.python_version(), "torch": torch.__version__,
-            "lightning": L.__version__, "load_average_start": os.getloadavg()}
+            "lightning": L.__version__, "load_average_start": os.getloadavg(),
+            **({"gpu": torch.cuda.get_device_name()} if device == "cuda" else {})}
 
 
 def fmt(value: float) -> str:
@@ -339,7 +361,8 @@ def markdown(result: dict) -> str:
     m = result["machine"]
     lines = [f"# Speed of the course models on {result['device']}", "",
              f"Measured {result['date']}; command: `{result['command']}`.", "",
-             f"Machine: {m['cpu']}, {m['cores']} cores, native bf16: {m['native_bf16']}, torch threads "
+             f"Machine: {m['gpu'] + ' with ' if 'gpu' in m else ''}{m['cpu']}, {m['cores']} cores, native bf16: "
+             f"{m['native_bf16']}, torch threads "
              f"{m['torch_threads']}; load average at start {m['load_average_start'][0]:.2f}, at end "
              f"{result['load_average_end'][0]:.2f}. Python {m['python']}, torch {m['torch']}, lightning {m['lightning']}, "
              + (f"keras {result['keras']['keras']} + tensorflow {result['keras']['tensorflow']}."
@@ -375,13 +398,21 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="case names to run (default: all)")
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--tag", default="", help="suffix of the result files (e.g. _preliminary)")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                        help="where plain PyTorch and the project run (keras-TF is timed on the CPU only)")
+    parser.add_argument("--data", choices=["real", "synthetic"], default="real",
+                        help="the project's data: the course's (../shared/data) or the built-in synthetic sets")
     args = parser.parse_args()
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
-    cases = [regression_case(), *image_cases(), *motif_cases()]
+    synthetic = args.data == "synthetic"
+    cases = [regression_case(), *image_cases(synthetic), *motif_cases(synthetic)]
     cases = [c for c in cases if not args.only or c.name in args.only]
-    keras_worker, keras_note = start_keras(args.keras_python)
-    result = {"device": "cpu", **run_header(), "repeats": args.repeats, "machine": machine(), "cases": [],
-              "notes": list(NOTES)}
+    keras_worker, keras_note = start_keras(args.keras_python) if args.device == "cpu" else (
+        None, "keras-TF is timed on the CPU only")
+    notes = [NO_CUDA_NOTE] if args.device == "cpu" else []
+    notes += [SYNTHETIC_NOTE if synthetic else REAL_NOTE, *NOTES]
+    result = {"device": args.device, "data": args.data, **run_header(), "repeats": args.repeats,
+              "machine": machine(args.device), "cases": [], "notes": notes}
     if keras_worker:
         result["keras"] = keras_worker.versions
     else:
@@ -392,8 +423,8 @@ def main() -> None:
             runs = []
             for repeat in range(args.repeats):
                 run = {"keras": keras_worker.measure(case)} if keras_worker else {}
-                run["plain"] = time_plain(case)
-                run["project"] = time_project(case, workdir)
+                run["plain"] = time_plain(case, args.device)
+                run["project"] = time_project(case, workdir, args.device)
                 runs.append(run)
                 print(f"{case.name} repeat {repeat + 1}: " + json.dumps(run), flush=True)
             result["cases"].append({"name": case.name, "title": case.title, "batch": case.batch,
@@ -402,13 +433,15 @@ def main() -> None:
                                     "runs": runs, "summary": summarize_case(runs)})
     if keras_worker:
         keras_worker.close()
-    write_results(args.out, f"speed_cpu{args.tag}", result, markdown)
+    write_results(args.out, f"speed_{args.device}{args.tag}", result, markdown)
 
 
+NO_CUDA_NOTE = "No CUDA table: this task was not lent a GPU machine (see benchmarks/README.md)."
+REAL_NOTE = ("Inputs for keras and plain PyTorch are random arrays of the course shapes (speed does not depend on "
+             "values); the project path reads the real data through its DataModule.")
+SYNTHETIC_NOTE = ("Inputs for keras and plain PyTorch are random arrays of the course shapes; the project path reads "
+                  "the built-in synthetic frames and DNA windows (the course shapes) through its DataModules.")
 NOTES = [
-    "No CUDA table: this task was not lent a GPU machine (see benchmarks/README.md).",
-    "Inputs for keras and plain PyTorch are random arrays of the course shapes (speed does not depend on values); "
-    "the project path reads the real data through its DataModule.",
     "Project settings, as the configs set them: bf16 autocast (build_trainer cpu_bf16=True) for every classifier "
     "and the autoencoder, plus the channels-fastest layout (channels_last=True) for the conv nets; the dense sqrt "
     "net in fp32, trained on one thread (TinyModelThreads) with 16 optimiser steps per Lightning step "
