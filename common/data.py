@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler, get_worker_info
 
 
 class BatchTensors(Dataset):
@@ -32,11 +32,16 @@ class BatchTensors(Dataset):
 
     def __getitems__(self, indices: Sequence[int]) -> tuple[torch.Tensor, ...]:
         if isinstance(indices, range) and indices.step == 1:
-            return tuple(t[indices.start:indices.stop] for t in self.tensors)
+            return self._rows(indices.start, indices.stop)
         if indices and list(indices) == list(range(indices[0], indices[0] + len(indices))):
-            return tuple(t[indices[0]:indices[0] + len(indices)] for t in self.tensors)
+            return self._rows(indices[0], indices[0] + len(indices))
         index = torch.as_tensor(indices)
         return tuple(t[index] for t in self.tensors)
+
+    def _rows(self, start: int, stop: int) -> tuple[torch.Tensor, ...]:
+        rows = tuple(t[start:stop] for t in self.tensors)
+        # From a DataLoader worker a view would ship its whole storage (the data set) to the main process.
+        return rows if get_worker_info() is None else tuple(r.clone() for r in rows)
 
 
 def keep_batch(batch):

@@ -91,6 +91,9 @@ def test_ordered_loaders_hand_out_ranges_and_shuffled_ones_index_lists():
     assert list(ordered.batch_sampler) == [range(0, 4), range(4, 8), range(8, 10)]
     assert list(batch_loader(dataset, 4, drop_last=True).batch_sampler) == [range(0, 4), range(4, 8)]
     assert [b[0].tolist() for b in ordered] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    in_worker = list(batch_loader(dataset, 4, num_workers=1))  # rows are copied there, not shipped as views
+    assert [b[0].tolist() for b in in_worker] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    assert all(b[0].untyped_storage().nbytes() == b[0].numel() * 4 for b in in_worker)  # not the whole set's
     torch.manual_seed(0)
     shuffled = list(batch_loader(dataset, 4, shuffle=True).batch_sampler)
     assert all(isinstance(b, list) for b in shuffled) and sorted(sum(shuffled, [])) == list(range(10))
