@@ -7,15 +7,20 @@ import torch
 from torch import nn
 
 from common.checkpoints import remember_init_args
-from common.memory_format import ChannelsLastConv1d, cat_channels
+from common.memory_format import ChannelsLastConv1d, FlattenLinear, cat_channels
 from common.pooling import HalvingMaxPool
 
 ACTIVATIONS = {"linear": nn.Identity, "relu": nn.ReLU}
 
 
-def dense_block(in_features: int, units: int, activation: str, dropout: float) -> nn.Sequential:
-    """Return Flatten -> Dense(units) -> activation -> Dropout, the course's layers before the output."""
-    return nn.Sequential(nn.Flatten(), nn.Linear(in_features, units), ACTIVATIONS[activation](), nn.Dropout(dropout))
+def dense_block(channels: int, length: int, units: int, activation: str, dropout: float) -> nn.Sequential:
+    """Return Flatten -> Dense(units) -> activation -> Dropout on (N, channels, length) features, the course's last layers.
+
+    Flatten and Dense are one FlattenLinear (no copy of channels-fastest features); the Identity
+    keeps the Dense at index 1, where checkpoints and keras imports name it (dense.1.weight).
+    """
+    return nn.Sequential(nn.Identity(), FlattenLinear(channels, length, units), ACTIVATIONS[activation](),
+                         nn.Dropout(dropout))
 
 
 def conv_relu_pool(in_channels: int, filters: int, kernel_size: int) -> nn.Sequential:
@@ -38,7 +43,7 @@ class CourseCNN(nn.Module):
                                       conv_relu_pool(filters[0], filters[1], kernel_size))
         positions = ((length - kernel_size + 1) // 2 - kernel_size + 1) // 2
         self.flat_features = positions * filters[1]
-        self.dense = dense_block(self.flat_features, dense, dense_activation, dropout)
+        self.dense = dense_block(filters[1], positions, dense, dense_activation, dropout)
         self.out_features = dense
 
     @property
@@ -66,8 +71,9 @@ class MultiKernelCNN(nn.Module):
         self.branches = nn.ModuleList(ChannelsLastConv1d(4, filters_per_kernel, k, padding=k // 2) for k in kernel_sizes)
         width = filters_per_kernel * len(kernel_sizes)
         self.features = nn.Sequential(HalvingMaxPool(1), nn.ReLU(), conv_relu_pool(width, second_filters, 5))
-        self.flat_features = ((length // 2 - 4) // 2) * second_filters
-        self.dense = dense_block(self.flat_features, dense, dense_activation, dropout)
+        positions = (length // 2 - 4) // 2
+        self.flat_features = positions * second_filters
+        self.dense = dense_block(second_filters, positions, dense, dense_activation, dropout)
         self.out_features = dense
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

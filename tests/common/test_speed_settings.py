@@ -14,7 +14,8 @@ from common.classifier import Classifier
 from common.cpu_memory import heap_reuse, heap_reuse_enabled, set_heap_reuse
 from common.data import BatchTensors, batch_loader
 from common.devices import cpu_has_native_bf16
-from common.memory_format import ChannelsLastConv1d, cat_channels, channels_last, convolutions_to_channels_last
+from common.memory_format import (ChannelsLastConv1d, FlattenLinear, cat_channels, channels_last,
+                                  convolutions_to_channels_last)
 from common.optim import make_optimizer
 from common.trainer import build_trainer
 
@@ -232,3 +233,18 @@ def test_channels_last_conv1d_gives_conv1d_values_and_gradients(options):
         reference(x).square().sum().backward()
         torch.testing.assert_close(fast.weight.grad, reference.weight.grad, rtol=1e-4, atol=1e-5)
     assert channels_last(x).stride(1) == 1 and fast(channels_last(x)).stride(1) == 1  # no copy back to (N, C, L)
+
+
+def test_flatten_linear_reads_either_layout_as_flatten_then_linear():
+    torch.manual_seed(0)
+    reference = nn.Sequential(nn.Flatten(), nn.Linear(6 * 9, 5))
+    fast = FlattenLinear(6, 9, 5)
+    fast.load_state_dict(reference[1].state_dict())  # the same parameters, the same names
+    x = torch.randn(4, 6, 9)
+    for inputs in (channels_last(x), x):
+        fast.zero_grad()
+        reference.zero_grad()
+        torch.testing.assert_close(fast(inputs), reference(x))
+        fast(inputs).square().sum().backward()
+        reference(x).square().sum().backward()
+        torch.testing.assert_close(fast.weight.grad, reference[1].weight.grad)
