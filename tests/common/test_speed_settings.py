@@ -136,7 +136,7 @@ def test_heap_reuse_stops_big_blocks_page_faulting_each_time():
         reused = page_faults_of_big_allocations()
     finally:
         set_heap_reuse(False)
-    assert fresh > 3 * 16384 // 2  # 64 MiB is 16,384 pages of 4 KiB, faulted in anew every time
+    assert fresh >= 3 * 32  # faulted in anew every time: 16,384 pages of 4 KiB each (32 with 2 MiB huge pages)
     assert reused < fresh / 10
 
 
