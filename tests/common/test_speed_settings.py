@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import copy
 import json
-import resource
 
 import pytest
 
@@ -119,6 +118,7 @@ def test_tiny_models_train_on_one_thread_and_the_thread_count_comes_back(tmp_pat
 
 def page_faults_of_big_allocations(mebibytes: int = 64, times: int = 3) -> int:
     """Return the minor page faults of allocating, filling and freeing a block `times` times."""
+    import resource  # Unix only: the tests using this skip elsewhere before calling it
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(times):
         torch.empty(mebibytes << 20, dtype=torch.uint8).fill_(1)
