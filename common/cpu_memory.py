@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import ctypes
-import functools
 import platform
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Iterator
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt() parameter numbers from glibc's malloc.h
 REUSE_UP_TO = 1 << 30
@@ -54,6 +53,7 @@ def heap_reuse() -> Iterator[bool]:
     """Keep freed memory in the heap inside the block (yields whether it is on), then restore glibc's limits.
 
     Nested blocks and blocks inside a Trainer run (ReuseFreedMemory) leave the outer setting alone.
+    Also a decorator, `@heap_reuse()`, for batched inference outside a Trainer (ISM, Grad-CAM).
     """
     if heap_reuse_enabled():
         yield True
@@ -64,13 +64,3 @@ def heap_reuse() -> Iterator[bool]:
     finally:
         if turned_on:
             set_heap_reuse(False)
-
-
-def reusing_heap(function: Callable) -> Callable:
-    """Decorator: run `function` inside heap_reuse() (batched inference outside a Trainer: ISM, Grad-CAM)."""
-    @functools.wraps(function)
-    def wrapper(*args, **kwargs):
-        with heap_reuse():
-            return function(*args, **kwargs)
-    return wrapper
-

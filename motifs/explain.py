@@ -7,7 +7,7 @@ from captum.attr import FeatureAblation
 from torch import nn
 from torchmetrics.functional.classification import binary_auroc
 
-from common.cpu_memory import reusing_heap
+from common.cpu_memory import heap_reuse
 from motifs.pwm import similarity
 
 
@@ -17,7 +17,7 @@ def class_probabilities(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return torch.cat([1 - probs, probs], dim=1) if model.task == "binary" else probs
 
 
-@reusing_heap
+@heap_reuse()
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
     """Return class probabilities (N, n_classes) for one-hot DNA (N, 4, L), in batches, in eval mode."""
@@ -25,7 +25,7 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 2048) -> torch.
     return torch.cat([class_probabilities(model, x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
-@reusing_heap
+@heap_reuse()
 def zero_ism(model: nn.Module, x: torch.Tensor, target: torch.Tensor | int, batch_size: int = 4096) -> torch.Tensor:
     """Return (N, L): drop of the target class probability when each base is set to [0, 0, 0, 0] (course exercise).
 
@@ -49,7 +49,7 @@ def zero_ism(model: nn.Module, x: torch.Tensor, target: torch.Tensor | int, batc
     return torch.cat(parts)
 
 
-@reusing_heap
+@heap_reuse()
 @torch.no_grad()
 def substitution_ism(model: nn.Module, x: torch.Tensor, target: torch.Tensor | int,
                      batch_size: int = 4096) -> torch.Tensor:

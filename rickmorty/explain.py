@@ -9,13 +9,13 @@ from captum.attr import LayerAttribution, LayerGradCam
 from torch import nn
 from torchmetrics.functional import classification as tmf
 
-from common.cpu_memory import reusing_heap
+from common.cpu_memory import heap_reuse
 from common.errors import ConfigError
 from common.plots import plt, save_figure
 from rickmorty.images import as_float, read_folder
 
 
-@reusing_heap
+@heap_reuse()
 def predict_probabilities(model: nn.Module, images: torch.Tensor, batch_size: int = 128) -> torch.Tensor:
     """Return the classifier's probabilities (N, n_outputs) for uint8 or float frames (N, 3, H, W)."""
     model.eval()
@@ -48,7 +48,7 @@ def normalise_per_image(heat: torch.Tensor) -> torch.Tensor:
     return torch.where(peak > 0, heat / peak.clamp(min=1e-12), torch.zeros_like(heat))
 
 
-@reusing_heap
+@heap_reuse()
 def grad_cam(model: nn.Module, images: torch.Tensor, class_name: str, layer: nn.Module | None = None,
              batch_size: int = 64) -> torch.Tensor:
     """Return Grad-CAM heat maps (N, H, W) in [0, 1] for `class_name`: ReLU'd, upsampled bilinearly, per-image scaled."""
