@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import json
+from typing import Callable
 
 import pytest
 
@@ -86,18 +87,19 @@ def test_channels_last_for_one_dimensional_convolutions_changes_the_layout_not_t
     torch.testing.assert_close(fast(x), plain(x))
 
 
-class ThreadsDuringFit(nn.Module):
-    """A backbone that records torch's thread count each time it runs."""
+class RecordingBackbone(nn.Module):
+    """A backbone on 8 features that records `probe()` (a setting in force) each time it runs."""
 
-    def __init__(self, width: int) -> None:
+    def __init__(self, probe: Callable[[], object], width: int = 4) -> None:
         super().__init__()
         self.layer = nn.Linear(8, width)
         self.out_features = width
-        self.threads: list[int] = []
+        self.probe = probe
+        self.seen: list = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.threads.append(torch.get_num_threads())
-        return self.layer(x)
+        self.seen.append(self.probe())
+        return self.layer(x.flatten(1))
 
 
 @pytest.mark.parametrize("width,expected", [(16, 1), (20_000, 2)])
@@ -105,12 +107,12 @@ def test_tiny_models_train_on_one_thread_and_the_thread_count_comes_back(tmp_pat
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        backbone = ThreadsDuringFit(width)  # 16: 145 parameters; 20,000: 180,000 (above the 100,000 limit)
+        backbone = RecordingBackbone(torch.get_num_threads, width)  # 16: 145 parameters; 20,000: 180,000 (above the 100,000 limit)
         x, y = torch.rand(16, 8), torch.randint(0, 2, (16,)).float()
         trainer = build_trainer(max_steps=2, accelerator="cpu", default_root_dir=str(tmp_path), logger=False,
                                 enable_checkpointing=False, enable_progress_bar=False)
         trainer.fit(Classifier(backbone, ["no", "yes"]), train_dataloaders=batch_loader(BatchTensors(x, y), 8))
-        assert set(backbone.threads) == {expected}
+        assert set(backbone.seen) == {expected}
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
@@ -140,29 +142,15 @@ def test_heap_reuse_stops_big_blocks_page_faulting_each_time():
     assert reused < fresh / 10
 
 
-class HeapReuseDuringFit(nn.Module):
-    """A backbone that records whether heap reuse is on each time it runs."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.layer = nn.Linear(8, 4)
-        self.out_features = 4
-        self.reusing: list[bool] = []
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.reusing.append(heap_reuse_enabled())
-        return self.layer(x)
-
-
 def test_cpu_runs_reuse_the_heap_and_hand_it_back_afterwards(tmp_path):
     if not set_heap_reuse(False):
         pytest.skip("heap reuse needs glibc (Linux)")
-    backbone = HeapReuseDuringFit()
+    backbone = RecordingBackbone(heap_reuse_enabled)
     x, y = torch.rand(16, 8), torch.randint(0, 2, (16,)).float()
     trainer = build_trainer(max_steps=2, accelerator="cpu", default_root_dir=str(tmp_path), run_name="heap",
                             enable_checkpointing=False, enable_progress_bar=False)
     trainer.fit(Classifier(backbone, ["no", "yes"]), train_dataloaders=batch_loader(BatchTensors(x, y), 8))
-    assert set(backbone.reusing) == {True} and not heap_reuse_enabled()
+    assert set(backbone.seen) == {True} and not heap_reuse_enabled()
     assert json.loads(next(tmp_path.rglob("run_info_fit.json")).read_text())["cpu_heap_reuse"] is True
 
 
@@ -174,7 +162,7 @@ def test_progress_bar_redraws_by_time_not_per_batch(tmp_path, monkeypatch):
     monkeypatch.setattr(tqdm_progress, "_update_n", lambda bar, n: draws.append(n))
     trainer = build_trainer(accelerator="cpu", default_root_dir=str(tmp_path), logger=False,
                             enable_checkpointing=False, progress_interval=3600)
-    model = Classifier(ThreadsDuringFit(4), ["no", "yes"])
+    model = Classifier(RecordingBackbone(torch.get_num_threads), ["no", "yes"])
     trainer.predict(model, batch_loader(BatchTensors(torch.rand(50, 8)), 1), return_predictions=False)
     assert draws == [1, 50]
 
@@ -203,13 +191,11 @@ def test_batched_explanations_reuse_the_heap_inside_and_leave_an_outer_setting_a
 
     if not set_heap_reuse(False):
         pytest.skip("heap reuse needs glibc (Linux)")
-    recorder = HeapReuseDuringFit()
-    backbone = nn.Sequential(nn.Flatten(), recorder)
-    backbone.out_features = recorder.out_features
+    backbone = RecordingBackbone(heap_reuse_enabled)
     model = Classifier(backbone, ["no", "yes"])
     x = torch.rand(5, 4, 2)  # five 2-bp one-hot-shaped windows: 8 features
     predict(model, x)
-    assert recorder.reusing == [True] and not heap_reuse_enabled()
+    assert backbone.seen == [True] and not heap_reuse_enabled()
     with heap_reuse() as on:
         predict(model, x)
         assert on and heap_reuse_enabled()  # the outer block's setting survives the inner call
