@@ -1,4 +1,4 @@
-"""Callbacks every task uses: checkpoints, a time-paced progress bar, CPU threads and heap reuse, run info, predictions.csv."""
+"""Callbacks every task uses: checkpoints, a time-paced progress bar, CPU threads and heap reuse, eval weights cast once, run info, predictions.csv."""
 from __future__ import annotations
 
 import csv
@@ -11,6 +11,7 @@ import lightning as L
 import torch
 from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint, TQDMProgressBar
+from torch import nn
 
 from common.cpu_memory import heap_reuse, heap_reuse_enabled
 from common.summary import count_parameters
@@ -97,6 +98,45 @@ class ReuseFreedMemory(L.Callback):
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         """Give freed memory back to the system again, as glibc does by default."""
         self.exit_stack.close()
+
+
+AUTOCAST_DTYPES = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
+AUTOCAST_CAST_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d,
+                        nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+
+
+class CastWeightsOnceForEval(L.Callback):
+    """Under mixed precision, cast linear and conv weights to the autocast dtype once per evaluation loop, not per batch.
+
+    Lightning's autocast has its weight cache off, so every batch copied each weight to bf16
+    again: for the dense baseline (4.3 M weights, batch 100) that copy took two thirds of
+    prediction. Autocast casts exactly these layers' weights and biases to that dtype, so the
+    outputs are bit-identical. The float32 weights come back before any later hook (checkpoints
+    are saved in float32) and when a loop fails.
+    """
+
+    def __init__(self) -> None:
+        self.float_weights: list[tuple[nn.Parameter, torch.Tensor]] = []
+
+    def cast(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Swap the float32 weights of autocast-cast layers for copies in the run's autocast dtype."""
+        dtype = AUTOCAST_DTYPES.get(str(trainer.precision))
+        if dtype is None or self.float_weights:
+            return
+        for layer in pl_module.modules():
+            if isinstance(layer, AUTOCAST_CAST_LAYERS):
+                for parameter in layer.parameters(recurse=False):
+                    self.float_weights.append((parameter, parameter.data))
+                    parameter.data = parameter.data.to(dtype)
+
+    def restore(self, *_) -> None:
+        """Give every swapped parameter its float32 weights back."""
+        for parameter, weights in self.float_weights:
+            parameter.data = weights
+        self.float_weights = []
+
+    on_validation_start = on_test_start = on_predict_start = cast
+    on_validation_end = on_test_end = on_predict_end = on_exception = restore
 
 
 class RunInfo(L.Callback):

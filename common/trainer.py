@@ -8,7 +8,7 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
-from common.callbacks import ReuseFreedMemory, RunInfo, TimedProgressBar, TinyModelThreads, best_and_last_checkpoint
+from common.callbacks import CastWeightsOnceForEval, ReuseFreedMemory, RunInfo, TimedProgressBar, TinyModelThreads, best_and_last_checkpoint
 from common.devices import resolve_accelerator, resolve_precision
 
 
@@ -55,7 +55,7 @@ def build_trainer(
     strategy="ddp"` runs distributed data parallel unchanged.
     """
     device_type = resolve_accelerator(accelerator)
-    all_callbacks: list[Callback] = [TinyModelThreads(), ReuseFreedMemory(), RunInfo()]
+    all_callbacks: list[Callback] = [TinyModelThreads(), ReuseFreedMemory(), CastWeightsOnceForEval(), RunInfo()]
     if enable_checkpointing:
         all_callbacks.append(best_and_last_checkpoint(monitor, mode))
     if enable_progress_bar:

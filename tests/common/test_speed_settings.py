@@ -234,3 +234,74 @@ def test_flatten_linear_reads_either_layout_as_flatten_then_linear():
         fast(inputs).square().sum().backward()
         reference(x).square().sum().backward()
         torch.testing.assert_close(fast.weight.grad, reference[1].weight.grad)
+
+
+def recording_weight_dtypes(model: Classifier) -> list[tuple[bool, torch.dtype]]:
+    """Return a list that gets (training?, the first weight's dtype) each time `model` runs a batch."""
+    seen: list[tuple[bool, torch.dtype]] = []
+    first_weight = next(model.parameters())
+    model.register_forward_pre_hook(lambda module, inputs: seen.append((module.training, first_weight.dtype)))
+    return seen
+
+
+def small_image_classifier() -> Classifier:
+    """Return the course's dense baseline at 2x2x2 "images" (one hidden layer of 4): a checkpointable model."""
+    from rickmorty.models import DenseBaseline
+
+    return Classifier(DenseBaseline(input_shape=(2, 2, 2), units=(4,)), ["no", "yes"])
+
+
+def test_mixed_precision_evaluation_casts_weights_once_with_lightnings_exact_predictions(tmp_path):
+    import lightning as L
+
+    torch.manual_seed(0)
+    model = small_image_classifier()
+    seen = recording_weight_dtypes(model)
+    parameters = {name: (p, p.detach().clone()) for name, p in model.named_parameters()}
+    x = torch.randn(64, 2, 2, 2)
+    plain_lightning = L.Trainer(accelerator="cpu", precision="bf16-mixed", logger=False, enable_progress_bar=False,
+                                enable_model_summary=False, enable_checkpointing=False, default_root_dir=str(tmp_path))
+    expected = torch.cat(plain_lightning.predict(model, batch_loader(BatchTensors(x), 16)))
+    assert set(seen) == {(False, torch.float32)}  # Lightning's own loop casts every batch
+    seen.clear()
+    trainer = build_trainer(accelerator="cpu", precision="bf16-mixed", default_root_dir=str(tmp_path), logger=False,
+                            enable_checkpointing=False, enable_progress_bar=False)
+    predicted = torch.cat(trainer.predict(model, batch_loader(BatchTensors(x), 16)))
+    assert seen == [(False, torch.bfloat16)] * 4
+    assert torch.equal(predicted, expected)
+    for name, p in model.named_parameters():  # the same float32 parameters (an optimiser holds these), unchanged
+        assert p is parameters[name][0] and p.dtype == torch.float32 and torch.equal(p, parameters[name][1])
+
+
+def test_validation_sees_cast_weights_while_training_and_checkpoints_keep_float32(tmp_path):
+    torch.manual_seed(0)
+    model = small_image_classifier()
+    seen = recording_weight_dtypes(model)
+    x, y = torch.randn(32, 2, 2, 2), torch.randint(0, 2, (32,)).float()
+    trainer = build_trainer(max_epochs=2, accelerator="cpu", precision="bf16-mixed", default_root_dir=str(tmp_path),
+                            logger=False, enable_progress_bar=False, num_sanity_val_steps=0)
+    trainer.fit(model, batch_loader(BatchTensors(x, y), 8, shuffle=True), batch_loader(BatchTensors(x, y), 16))
+    assert seen == ([(True, torch.float32)] * 4 + [(False, torch.bfloat16)] * 2) * 2
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    checkpoints = list(tmp_path.rglob("*.ckpt"))
+    assert len(checkpoints) == 2  # best and last
+    for path in checkpoints:
+        state = torch.load(path, weights_only=True)["state_dict"]
+        assert all(weights.dtype == torch.float32 for weights in state.values()), path.name
+    last = torch.load(next(tmp_path.rglob("last.ckpt")), weights_only=True)["state_dict"]
+    assert all(torch.equal(last[name], p) for name, p in model.state_dict().items())
+
+
+def test_a_failing_evaluation_gives_the_float32_weights_back(tmp_path):
+    model = small_image_classifier()
+    first_weight = next(model.parameters())
+
+    def fail_with_cast_weights(module, inputs):
+        raise RuntimeError(f"stopped with {first_weight.dtype} weights")
+
+    model.register_forward_pre_hook(fail_with_cast_weights)
+    trainer = build_trainer(accelerator="cpu", precision="bf16-mixed", default_root_dir=str(tmp_path), logger=False,
+                            enable_checkpointing=False, enable_progress_bar=False)
+    with pytest.raises(RuntimeError, match="torch.bfloat16 weights"):
+        trainer.predict(model, batch_loader(BatchTensors(torch.randn(4, 2, 2, 2)), 4))
+    assert all(p.dtype == torch.float32 for p in model.parameters())
