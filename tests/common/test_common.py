@@ -46,6 +46,9 @@ def test_unshuffled_batches_are_views_and_shuffled_ones_are_gathered():
     assert view.data_ptr() == x[4].data_ptr() and view.tolist() == x[4:7].tolist()
     (gathered,) = dataset.__getitems__([5, 4, 6])  # spans 3 rows but out of order: not a slice
     assert gathered.tolist() == x[[5, 4, 6]].tolist()
+    frames = torch.randint(0, 256, (20, 3, 4, 5), dtype=torch.uint8)
+    gathered_frames, gathered_x = BatchTensors(frames, x).__getitems__([7, 0, 19])
+    assert torch.equal(gathered_frames, frames[[7, 0, 19]]) and gathered_x.tolist() == x[[7, 0, 19]].tolist()
     shuffled = list(batch_loader(dataset, 5, shuffle=True))
     assert sorted(torch.cat([b[0] for b in shuffled])[:, 0].tolist()) == x[:, 0].tolist()
 
