@@ -1,6 +1,9 @@
 """Pick the accelerator and the fastest safe precision for it."""
 from __future__ import annotations
 
+import ctypes
+import os
+
 import torch
 
 from common.errors import ConfigError
@@ -13,6 +16,30 @@ def cpu_has_native_bf16() -> bool:
     amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
     avx512_bf16 = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
     return bool(amx or avx512_bf16)
+
+
+NVML_CUDA_CHECK = "PYTORCH_NVML_BASED_CUDA_CHECK"
+
+
+def nvml_loadable() -> bool:
+    """Return True when NVIDIA's management library (libnvidia-ml, part of the GPU driver) loads."""
+    try:
+        ctypes.CDLL("libnvidia-ml.so.1")
+    except OSError:
+        return False
+    return True
+
+
+def skip_nvml_cuda_check_without_nvml() -> None:
+    """Stop torch looking for NVML at every CUDA check where NVML is absent; its answer is the same without.
+
+    Importing Lightning sets PYTORCH_NVML_BASED_CUDA_CHECK=1 (a fork-safe check). Adam asks for
+    the accelerator at every step, and without NVML (CPU-only Linux) each ask tried to load the
+    library, failed and fell back to the CUDA runtime: ~0.1 ms per step, a third of the sqrt
+    net's (training 66k -> 93k samples/s). Without NVML torch asks the runtime directly: same answer.
+    """
+    if os.environ.get(NVML_CUDA_CHECK) == "1" and not nvml_loadable():
+        del os.environ[NVML_CUDA_CHECK]
 
 
 def resolve_accelerator(accelerator: str = "auto") -> str:

@@ -9,7 +9,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
 from common.callbacks import CastWeightsOnceForEval, ReuseFreedMemory, RunInfo, TimedProgressBar, TinyModelThreads, best_and_last_checkpoint
-from common.devices import resolve_accelerator, resolve_precision
+from common.devices import resolve_accelerator, resolve_precision, skip_nvml_cuda_check_without_nvml
 
 
 def default_loggers(save_dir: str, name: str) -> list[Logger]:
@@ -54,6 +54,7 @@ def build_trainer(
     `devices`, `num_nodes` and `strategy` pass straight to Lightning, so `devices=2,
     strategy="ddp"` runs distributed data parallel unchanged.
     """
+    skip_nvml_cuda_check_without_nvml()
     device_type = resolve_accelerator(accelerator)
     all_callbacks: list[Callback] = [TinyModelThreads(), ReuseFreedMemory(), CastWeightsOnceForEval(), RunInfo()]
     if enable_checkpointing:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from typing import Callable
 
 import pytest
@@ -305,3 +306,16 @@ def test_a_failing_evaluation_gives_the_float32_weights_back(tmp_path):
     with pytest.raises(RuntimeError, match="torch.bfloat16 weights"):
         trainer.predict(model, batch_loader(BatchTensors(torch.randn(4, 2, 2, 2)), 4))
     assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
+@pytest.mark.parametrize("nvml_present", [False, True])
+def test_the_nvml_cuda_check_is_skipped_only_where_nvml_is_absent(tmp_path, monkeypatch, nvml_present):
+    from common import devices
+
+    monkeypatch.setenv(devices.NVML_CUDA_CHECK, "1")
+    monkeypatch.setattr(devices, "nvml_loadable", lambda: nvml_present)
+    cuda_before = torch.cuda.is_available()
+    build_trainer(accelerator="cpu", default_root_dir=str(tmp_path), logger=False, enable_checkpointing=False)
+    assert (devices.NVML_CUDA_CHECK in os.environ) == nvml_present
+    assert torch.cuda.is_available() == cuda_before
+
