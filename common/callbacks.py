@@ -13,6 +13,7 @@ from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint, TQDMProgressBar
 from torch import nn
 
+from common.cpu_linear import onednn_linear_inference
 from common.cpu_memory import heap_reuse, heap_reuse_enabled
 from common.summary import count_parameters
 
@@ -155,6 +156,7 @@ class RunInfo(L.Callback):
             "channels_last": bool(getattr(pl_module, "channels_last", False)),
             "torch_threads": torch.get_num_threads(),
             "cpu_heap_reuse": heap_reuse_enabled(),
+            "onednn_linear_inference": isinstance(trainer.accelerator, CPUAccelerator) and onednn_linear_inference(),
             "data_source": getattr(datamodule, "data_source", "given by the caller"),
             "run_dir": trainer.log_dir,
         }

@@ -12,6 +12,7 @@ from torchmetrics import MetricCollection
 from torchmetrics import classification as tm
 
 from common.checkpoints import accepted_hparams, build_from_spec, module_spec, read_checkpoint
+from common.cpu_linear import OneDnnLinear
 from common.errors import ConfigError
 from common.memory_format import channels_last, convolutions_to_channels_last
 from common.optim import check_lr_schedule, make_optimizer, with_lr_schedule
@@ -96,7 +97,7 @@ class Classifier(L.LightningModule):
         if isinstance(class_weights, list) and len(class_weights) != len(class_names):
             raise ConfigError(f"class_weights has {len(class_weights)} values for {len(class_names)} classes")
         self.backbone = backbone
-        self.head = nn.Linear(backbone.out_features, self.n_outputs)
+        self.head = OneDnnLinear(backbone.out_features, self.n_outputs)
         self.task = task
         self.class_names = list(class_names)
         self.channels_last = channels_last

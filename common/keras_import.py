@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from common.cpu_linear import OneDnnLinear
 from common.errors import DataError
 
 WEIGHTED = ("Dense", "Conv1D", "Conv2D", "Conv2DTranspose")
@@ -311,7 +312,7 @@ def keras_sequential(source: str | Path | KerasModel) -> nn.Sequential:
     for layer in keras.layers:
         c = layer.config
         if layer.kind == "Dense":
-            layers.append(nn.Linear(layer.input_shape[0], c["units"], bias=c.get("use_bias", True)))
+            layers.append(OneDnnLinear(layer.input_shape[0], c["units"], bias=c.get("use_bias", True)))
         elif layer.kind in ("Conv1D", "Conv2D", "Conv2DTranspose"):
             dims = len(layer.input_shape) - 1
             kernel, strides = _kernel_and_strides(layer.kind, c, dims)

@@ -5,6 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from common.cpu_linear import linear
+
 
 def channels_last(x: torch.Tensor) -> torch.Tensor:
     """Return x with channels varying fastest: NHWC strides for (N, C, H, W), NLC strides for (N, C, L).
@@ -75,6 +77,6 @@ class FlattenLinear(nn.Linear):
         """Return (N, out_features) for features (N, C, L)."""
         if x.dim() == 3 and x.stride(1) == 1 and x.shape[1] > 1:
             weight = self.weight.view(-1, self.channels, self.length).transpose(1, 2).reshape(self.out_features, -1)
-            return F.linear(x.transpose(1, 2).reshape(len(x), -1), weight, self.bias)
-        return F.linear(x.flatten(1), self.weight, self.bias)
+            return linear(x.transpose(1, 2).reshape(len(x), -1), weight, self.bias)
+        return linear(x.flatten(1), self.weight, self.bias)
 

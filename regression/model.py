@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection
 
+from common.cpu_linear import OneDnnLinear
 from common.data import StepBatches
 from common.errors import ConfigError
 from common.optim import make_optimizer
@@ -31,8 +32,8 @@ def dense_stack(n_inputs: int, hidden: list[int], n_outputs: int, activation: st
     layers: list[nn.Module] = []
     widths = [n_inputs, *hidden]
     for width_in, width_out in zip(widths, widths[1:]):
-        layers += [nn.Linear(width_in, width_out), activation_layer(activation)]
-    layers += [nn.Linear(widths[-1], n_outputs), activation_layer(output_activation)]
+        layers += [OneDnnLinear(width_in, width_out), activation_layer(activation)]
+    layers += [OneDnnLinear(widths[-1], n_outputs), activation_layer(output_activation)]
     return nn.Sequential(*layers)
 
 

@@ -13,6 +13,7 @@ from torch import nn
 from torchvision.models import resnet18
 
 from common.checkpoints import remember_init_args
+from common.cpu_linear import OneDnnLinear
 from common.errors import DataError
 from common.pooling import HalvingMaxPool
 
@@ -33,7 +34,7 @@ class DenseBaseline(nn.Module):
         layers: list[nn.Module] = [nn.Flatten()]
         width = input_shape[0] * input_shape[1] * input_shape[2]
         for n in units:
-            layers += [nn.Linear(width, n), nn.ReLU()]
+            layers += [OneDnnLinear(width, n), nn.ReLU()]
             width = n
         self.layers = nn.Sequential(*layers)
         self.out_features = width
@@ -86,7 +87,7 @@ class CourseCNN(nn.Module):
         for _ in filters:
             height, width = (height - kernel_size + 1) // 2, (width - kernel_size + 1) // 2
         self.flat_features = filters[-1] * height * width
-        self.dense = nn.Sequential(nn.Flatten(), nn.Linear(self.flat_features, dense),
+        self.dense = nn.Sequential(nn.Flatten(), OneDnnLinear(self.flat_features, dense),
                                    ACTIVATIONS[dense_activation](), nn.Dropout(dropout))
         self.out_features = dense
         keras_init(self)  # keras' defaults; PyTorch's smaller default weights make the course net start slowly
