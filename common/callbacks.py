@@ -110,17 +110,19 @@ class CastWeightsOnceForEval(L.Callback):
     """Under mixed precision, cast linear and conv weights to the autocast dtype once per evaluation loop, not per batch.
 
     Lightning's autocast has its weight cache off, so every batch copied each weight to bf16
-    again: for the dense baseline (4.3 M weights, batch 100) that copy took two thirds of
-    prediction. Autocast casts exactly these layers' weights and biases to that dtype, so the
-    outputs are bit-identical. The float32 weights come back before any later hook (checkpoints
-    are saved in float32) and when a loop fails.
+    again: for the dense baseline (4.3 M weights, batch 100) that copy took most of prediction.
+    Autocast casts exactly these layers' weights and biases to that dtype, so the outputs are
+    bit-identical. The weights are cast at the loop's first batch and the float32 ones come back
+    at its epoch end (before other callbacks' epoch-end hooks: build_trainer lists this callback
+    first; checkpoints are saved in float32) or when the loop fails. A callback that runs the model
+    outside autocast between two batches of an evaluation loop would see the cast weights.
     """
 
     def __init__(self) -> None:
         self.float_weights: list[tuple[nn.Parameter, torch.Tensor]] = []
 
-    def cast(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """Swap the float32 weights of autocast-cast layers for copies in the run's autocast dtype."""
+    def cast(self, trainer: L.Trainer, pl_module: L.LightningModule, *_) -> None:
+        """Swap the float32 weights of autocast-cast layers for copies in the run's autocast dtype (once per loop)."""
         dtype = AUTOCAST_DTYPES.get(str(trainer.precision))
         if dtype is None or self.float_weights:
             return
@@ -136,8 +138,8 @@ class CastWeightsOnceForEval(L.Callback):
             parameter.data = weights
         self.float_weights = []
 
-    on_validation_start = on_test_start = on_predict_start = cast
-    on_validation_end = on_test_end = on_predict_end = on_exception = restore
+    on_validation_batch_start = on_test_batch_start = on_predict_batch_start = cast
+    on_validation_epoch_end = on_test_epoch_end = on_predict_epoch_end = on_exception = restore
 
 
 class RunInfo(L.Callback):

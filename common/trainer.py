@@ -56,7 +56,7 @@ def build_trainer(
     """
     skip_nvml_cuda_check_without_nvml()
     device_type = resolve_accelerator(accelerator)
-    all_callbacks: list[Callback] = [TinyModelThreads(), ReuseFreedMemory(), CastWeightsOnceForEval(), RunInfo()]
+    all_callbacks: list[Callback] = [CastWeightsOnceForEval(), TinyModelThreads(), ReuseFreedMemory(), RunInfo()]
     if enable_checkpointing:
         all_callbacks.append(best_and_last_checkpoint(monitor, mode))
     if enable_progress_bar:

@@ -319,3 +319,31 @@ def test_the_nvml_cuda_check_is_skipped_only_where_nvml_is_absent(tmp_path, monk
     assert (devices.NVML_CUDA_CHECK in os.environ) == nvml_present
     assert torch.cuda.is_available() == cuda_before
 
+
+
+def test_callbacks_running_the_model_around_an_evaluation_loop_see_float32_weights(tmp_path):
+    import lightning as L
+
+    class ForwardOutsideAutocast(L.Callback):
+        """Runs the model in float32, without autocast, where plotting callbacks do."""
+
+        def __init__(self) -> None:
+            self.dtypes: list[torch.dtype] = []
+
+        def run(self, trainer, pl_module, *_) -> None:
+            with torch.no_grad():
+                self.dtypes.append(pl_module(torch.randn(2, 2, 2, 2)).dtype)
+
+        on_validation_start = on_validation_epoch_end = on_validation_end = run
+        on_predict_start = on_predict_epoch_end = on_predict_end = run
+
+    model = small_image_classifier()
+    seen = recording_weight_dtypes(model)
+    probe = ForwardOutsideAutocast()
+    x, y = torch.randn(16, 2, 2, 2), torch.randint(0, 2, (16,)).float()
+    trainer = build_trainer(max_epochs=1, accelerator="cpu", precision="bf16-mixed", default_root_dir=str(tmp_path),
+                            logger=False, enable_progress_bar=False, num_sanity_val_steps=0, callbacks=[probe])
+    trainer.fit(model, batch_loader(BatchTensors(x, y), 8), batch_loader(BatchTensors(x, y), 8))
+    trainer.predict(model, batch_loader(BatchTensors(x), 8))
+    assert probe.dtypes == [torch.float32] * 6
+    assert seen.count((False, torch.bfloat16)) == 4  # the 2 validation and 2 prediction batches still ran cast weights
