@@ -163,7 +163,7 @@ def image_cases(synthetic: bool = False) -> list[Case]:
     def images(n: int):
         return torch.rand(n, 3, 90, 160), torch.randint(0, 2, (n,)).float()
 
-    def classifier_case(name, title, backbone, convolutions: bool):
+    def classifier_case(name, title, backbone, convolutions: bool, steps: int):
         def module(**kwargs):
             return Classifier(backbone(), classifier_data.class_names, task="binary", **kwargs)
 
@@ -171,16 +171,19 @@ def image_cases(synthetic: bool = False) -> list[Case]:
             return ProjectRun(module(channels_last=convolutions), classifier_data,
                               predict_loader(frames, 100, classifier_data), {"cpu_bf16": True})
 
-        return Case(name, title, 100, 2, 8, 8, project, module,
+        return Case(name, title, 100, 2, steps, steps, project, module,
                     lambda m, x, y: F.binary_cross_entropy_with_logits(m(x)[:, 0], y), images)
 
     def autoencoder_project() -> ProjectRun:
         return ProjectRun(ConvAutoencoder(channels_last=True), autoencoder_data,
                           predict_loader(frames, 32, autoencoder_data), {"cpu_bf16": True})
 
+    # 24 timed batches of the dense baseline take ~0.1 s (8 took ~25 ms: scheduler jitter showed); 2 + 24 fit
+    # in one epoch of the 2,680 training frames, so no validation runs inside the timed steps.
     return [classifier_case("dense_image", "dense baseline 43200-100-70-1, batch 100",
-                            lambda: DenseBaseline(units=(100, 70)), convolutions=False),
-            classifier_case("image_cnn", "image CNN 90x160x3 (course), batch 100", CourseCNN, convolutions=True),
+                            lambda: DenseBaseline(units=(100, 70)), convolutions=False, steps=24),
+            classifier_case("image_cnn", "image CNN 90x160x3 (course), batch 100", CourseCNN, convolutions=True,
+                            steps=8),
             Case("autoencoder", "conv autoencoder 90x160x3 (course), batch 32", 32, 1, 3, 3, autoencoder_project,
                  ConvAutoencoder, lambda m, x, y: F.binary_cross_entropy_with_logits(m.logits(x), x), images)]
 
@@ -446,8 +449,10 @@ NOTES = [
     "and the autoencoder, plus the channels-fastest layout (channels_last=True) for the conv nets; the dense sqrt "
     "net in fp32, trained on one thread (TinyModelThreads) with 16 optimiser steps per Lightning step "
     "(RegressionData steps_per_execution=16). Every build_trainer run on the CPU keeps freed memory in the heap "
-    "(ReuseFreedMemory) and redraws its progress bar at most 4 times a second (TimedProgressBar); the course "
-    "CNNs max-pool with HalvingMaxPool (strided maxima at inference).",
+    "(ReuseFreedMemory), redraws its progress bar at most 4 times a second (TimedProgressBar) and, under bf16, "
+    "casts linear and conv weights once per evaluation loop (CastWeightsOnceForEval); the course CNNs max-pool "
+    "with HalvingMaxPool (strided maxima at inference) and dense layers predict big fp32 products through "
+    "oneDNN on AMD CPUs (OneDnnLinear).",
     "The plain loop runs in the same process as the project. After a project run glibc's malloc keeps fixed "
     "limits (32 MiB mmap, 64 MiB trim: where its adaptive ones settle) instead of adaptive ones, which makes "
     "the plain loop faster than in a fresh process for big tensors (dense baseline training ~1.5k -> ~5k "
