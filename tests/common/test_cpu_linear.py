@@ -73,3 +73,14 @@ def test_the_dense_models_predict_through_onednn_and_match_plain_linears(vendor)
         assert ran_onednn(lambda: model(x))
         torch.testing.assert_close(model(x), plain(x), rtol=1e-5, atol=1e-5)
         assert torch.equal(model(x[:100]), plain(x[:100]))  # small batches: torch's own kernel, bit for bit
+
+
+def test_a_torch_without_the_onednn_op_keeps_torchs_linear(vendor, monkeypatch):
+    def missing(*args, **kwargs):
+        raise RuntimeError("no such kernel in this build")
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_linear_pointwise", missing)
+    vendor("AuthenticAMD")
+    layer, x = OneDnnLinear(100, 120), torch.randn(4096, 100)
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x), nn.functional.linear(x, layer.weight, layer.bias))

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from common.classifier import Classifier
+from common.cpu_linear import onednn_linear_inference
 from common.cpu_memory import heap_reuse, heap_reuse_enabled, set_heap_reuse
 from common.data import BatchTensors, batch_loader
 from common.devices import cpu_has_native_bf16
@@ -136,7 +137,8 @@ def test_heap_reuse_stops_big_blocks_page_faulting_each_time():
     try:
         assert set_heap_reuse(True) and heap_reuse_enabled()
         page_faults_of_big_allocations()  # the heap grows once
-        reused = page_faults_of_big_allocations()
+        # Best of 3: another thread's allocation (a profiler's, an earlier test's) can take the freed block once.
+        reused = min(page_faults_of_big_allocations() for _ in range(3))
     finally:
         set_heap_reuse(False)
     assert fresh >= 3 * 32  # faulted in anew every time: 16,384 pages of 4 KiB each (32 with 2 MiB huge pages)
@@ -152,7 +154,9 @@ def test_cpu_runs_reuse_the_heap_and_hand_it_back_afterwards(tmp_path):
                             enable_checkpointing=False, enable_progress_bar=False)
     trainer.fit(Classifier(backbone, ["no", "yes"]), train_dataloaders=batch_loader(BatchTensors(x, y), 8))
     assert set(backbone.seen) == {True} and not heap_reuse_enabled()
-    assert json.loads(next(tmp_path.rglob("run_info_fit.json")).read_text())["cpu_heap_reuse"] is True
+    info = json.loads(next(tmp_path.rglob("run_info_fit.json")).read_text())
+    assert info["cpu_heap_reuse"] is True
+    assert info["onednn_linear_inference"] is onednn_linear_inference()  # the dense-layer path is stated too
 
 
 def test_progress_bar_redraws_by_time_not_per_batch(tmp_path, monkeypatch):
