@@ -1,4 +1,4 @@
-"""Callbacks every task uses: checkpoints, a time-paced progress bar, CPU threads and heap reuse, eval weights cast once, run info, predictions.csv."""
+"""Callbacks every task uses: checkpoints, progress bar, CPU threads, heap reuse, eval weight casts, run info, predictions.csv."""
 from __future__ import annotations
 
 import csv
@@ -110,7 +110,7 @@ class CastWeightsOnceForEval(L.Callback):
     """Under mixed precision, cast linear and conv weights to the autocast dtype once per evaluation loop, not per batch.
 
     Lightning's autocast has its weight cache off, so every batch copied each weight to bf16
-    again: for the dense baseline (4.3 M weights, batch 100) that copy took most of prediction.
+    again: the dense baseline (4.3 M weights, batch 100) predicted 28.5k frames/s with it, 33.6k without.
     Autocast casts exactly these layers' weights and biases to that dtype, so the outputs are
     bit-identical. The weights are cast at the loop's first batch and the float32 ones come back
     at its epoch end (before other callbacks' epoch-end hooks: build_trainer lists this callback
