@@ -79,4 +79,3 @@ class FlattenLinear(nn.Linear):
             weight = self.weight.view(-1, self.channels, self.length).transpose(1, 2).reshape(self.out_features, -1)
             return linear(x.transpose(1, 2).reshape(len(x), -1), weight, self.bias)
         return linear(x.flatten(1), self.weight, self.bias)
-

@@ -8,7 +8,8 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
-from common.callbacks import CastWeightsOnceForEval, ReuseFreedMemory, RunInfo, TimedProgressBar, TinyModelThreads, best_and_last_checkpoint
+from common.callbacks import (CastWeightsOnceForEval, ReuseFreedMemory, RunInfo, TimedProgressBar, TinyModelThreads,
+                              best_and_last_checkpoint)
 from common.devices import resolve_accelerator, resolve_precision, skip_nvml_cuda_check_without_nvml
 
 
