@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -15,6 +16,7 @@ from torch import nn
 
 from common.cpu_linear import onednn_linear_inference
 from common.cpu_memory import heap_reuse, heap_reuse_enabled
+from common.pooling import CompiledPooling
 from common.summary import count_parameters
 
 
@@ -99,6 +101,33 @@ class ReuseFreedMemory(L.Callback):
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         """Give freed memory back to the system again, as glibc does by default."""
         self.exit_stack.close()
+
+
+class CompilePoolingWherePays(L.Callback):
+    """Let CPU training compile max-pooling (common.pooling.CompiledPooling) for this run, as `setting` says.
+
+    None ("auto"): a pooling shape is compiled where the run's training steps pay the compiler
+    back (~1-3 s a shape; the course image CNN's first pooling from ~220 steps of 100 frames).
+    True: compile every pooling shape (long runs, benchmarks); False: never. States its choice.
+    """
+
+    def __init__(self, setting: bool | None = None) -> None:
+        self.setting = setting
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Publish the number of training steps to the pooling layers (after the data is set up)."""
+        if not isinstance(trainer.accelerator, CPUAccelerator):
+            return
+        steps = trainer.estimated_stepping_batches * trainer.accumulate_grad_batches
+        CompiledPooling.training_steps = {None: float(steps), True: math.inf, False: 0.0}[self.setting]
+        if trainer.is_global_zero:
+            choice = {None: f"auto ({steps:,.0f} training steps)", True: "on", False: "off"}[self.setting]
+            failure = f"; unavailable: {CompiledPooling.failure}" if CompiledPooling.failure else ""
+            print(f"deepbio run: compiled max-pooling {choice}{failure}", flush=True)
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        """Outside a run, nothing compiles."""
+        CompiledPooling.training_steps = 0.0
 
 
 AUTOCAST_DTYPES = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}

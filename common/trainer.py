@@ -8,8 +8,8 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
-from common.callbacks import (CastWeightsOnceForEval, ReuseFreedMemory, RunInfo, TimedProgressBar, TinyModelThreads,
-                              best_and_last_checkpoint)
+from common.callbacks import (CastWeightsOnceForEval, CompilePoolingWherePays, ReuseFreedMemory, RunInfo,
+                              TimedProgressBar, TinyModelThreads, best_and_last_checkpoint)
 from common.devices import resolve_accelerator, resolve_precision, skip_nvml_cuda_check_without_nvml
 
 
@@ -30,6 +30,7 @@ def build_trainer(
     strategy: str = "auto",
     precision: str = "auto",
     cpu_bf16: bool = False,
+    compile_pooling: bool | None = None,
     deterministic: bool | str | None = None,
     default_root_dir: str = "runs",
     run_name: str = "deepbio",
@@ -52,12 +53,15 @@ def build_trainer(
 
     precision="auto" means bf16-mixed on CUDA, fp32 on MPS, and on CPU bf16-mixed only when
     `cpu_bf16` is set (conv nets) and the CPU has native bf16; otherwise 32-true.
+    `compile_pooling` None compiles CPU max-pooling where the run is long enough to pay it back,
+    True always, False never (CompilePoolingWherePays).
     `devices`, `num_nodes` and `strategy` pass straight to Lightning, so `devices=2,
     strategy="ddp"` runs distributed data parallel unchanged.
     """
     skip_nvml_cuda_check_without_nvml()
     device_type = resolve_accelerator(accelerator)
-    all_callbacks: list[Callback] = [CastWeightsOnceForEval(), TinyModelThreads(), ReuseFreedMemory(), RunInfo()]
+    all_callbacks: list[Callback] = [CastWeightsOnceForEval(), TinyModelThreads(), ReuseFreedMemory(), RunInfo(),
+                                     CompilePoolingWherePays(compile_pooling)]
     if enable_checkpointing:
         all_callbacks.append(best_and_last_checkpoint(monitor, mode))
     if enable_progress_bar:

@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+from common import pooling
 from common.classifier import Classifier
 from common.cpu_linear import onednn_linear_inference
 from common.cpu_memory import heap_reuse, heap_reuse_enabled, set_heap_reuse
@@ -19,6 +20,7 @@ from common.devices import cpu_has_native_bf16
 from common.memory_format import (ChannelsLastConv1d, FlattenLinear, cat_channels, channels_last,
                                   convolutions_to_channels_last)
 from common.optim import make_optimizer
+from common.pooling import CompiledPooling, HalvingMaxPool
 from common.trainer import build_trainer
 
 
@@ -351,3 +353,51 @@ def test_callbacks_running_the_model_around_an_evaluation_loop_see_float32_weigh
     trainer.predict(model, batch_loader(BatchTensors(x), 8))
     assert probe.dtypes == [torch.float32] * 6
     assert seen.count((False, torch.bfloat16)) == 4  # the 2 validation and 2 prediction batches still ran cast weights
+
+
+class PoolingBackbone(nn.Module):
+    """Conv -> HalvingMaxPool -> flatten on (N, 2, 8, 8) channels-last input; records its pooling's backward op."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 4, 3, padding=1)
+        self.pool = HalvingMaxPool(2)
+        self.out_features = 4 * 4 * 4
+        self.seen: list[str] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = self.pool(self.conv(x))
+        if pooled.grad_fn is not None:
+            self.seen.append(type(pooled.grad_fn).__name__)
+        return pooled.flatten(1)
+
+
+@pytest.mark.parametrize("setting,steps,expected", [
+    (None, 2, "MaxPool2DWithIndicesBackward0"),  # auto: 2 steps of 8 x 512 elements would not pay the compiler back
+    (True, 2, "CodedMaxPoolBackward"),
+    (False, 2, "MaxPool2DWithIndicesBackward0")])
+def test_cpu_training_compiles_pooling_as_compile_pooling_says_and_states_it(tmp_path, capsys, setting, steps,
+                                                                             expected):
+    backbone = PoolingBackbone()
+    x = torch.rand(16, 2, 8, 8).contiguous(memory_format=torch.channels_last)
+    trainer = build_trainer(max_steps=steps, accelerator="cpu", default_root_dir=str(tmp_path), logger=False,
+                            enable_checkpointing=False, enable_progress_bar=False, compile_pooling=setting)
+    trainer.fit(Classifier(backbone, ["no", "yes"]),
+                train_dataloaders=batch_loader(BatchTensors(x, torch.randint(0, 2, (16,)).float()), 8))
+    assert set(backbone.seen) == {expected}
+    stated = {None: "compiled max-pooling auto (2 training steps)", True: "compiled max-pooling on",
+              False: "compiled max-pooling off"}[setting]
+    assert stated in capsys.readouterr().out
+    assert CompiledPooling.training_steps == 0  # handed back after the run
+
+
+def test_auto_compiles_pooling_for_a_run_long_enough(tmp_path, monkeypatch):
+    """With the payback threshold lowered to this tiny net's work, auto compiles: the estimate counts every step."""
+    monkeypatch.setattr(pooling, "PAYBACK_ELEMENT_STEPS", 8 * 4 * 8 * 8 * 6)  # one batch's input elements x 6 steps
+    backbone = PoolingBackbone()
+    x = torch.rand(48, 2, 8, 8).contiguous(memory_format=torch.channels_last)
+    trainer = build_trainer(max_epochs=1, accelerator="cpu", default_root_dir=str(tmp_path), logger=False,
+                            enable_checkpointing=False, enable_progress_bar=False)
+    trainer.fit(Classifier(backbone, ["no", "yes"]),
+                train_dataloaders=batch_loader(BatchTensors(x, torch.randint(0, 2, (48,)).float()), 8))
+    assert set(backbone.seen) == {"CodedMaxPoolBackward"}
