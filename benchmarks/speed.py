@@ -174,7 +174,8 @@ def image_cases(synthetic: bool = False) -> list[Case]:
 
         def project() -> ProjectRun:
             return ProjectRun(module(channels_last=convolutions), classifier_data,
-                              predict_loader(frames, 100, classifier_data), {"cpu_bf16": True, **LONG_RUN})
+                              predict_loader(frames, 100, classifier_data),
+                              {"cpu_bf16": True, **(LONG_RUN if convolutions else {})})
 
         return Case(name, title, 100, 2, steps, steps, project, module,
                     lambda m, x, y: F.binary_cross_entropy_with_logits(m(x)[:, 0], y), images)

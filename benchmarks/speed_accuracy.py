@@ -3,7 +3,8 @@
     /work/venv/bin/python benchmarks/speed_accuracy.py [--image-epochs 6] [--motif-epochs 8] [--dense-epochs 10] [--seeds 0 1]
 
 Each model is trained twice per seed from the same initial weights and data order, once with
-the fast settings (bf16 autocast where the CPU has native bf16, channels-fastest layout) and once
+the fast settings (bf16 autocast where the CPU has native bf16, channels-fastest layout, compiled
+max-pooling) and once
 in plain fp32, through `build_trainer` and the project's Classifier and DataModules. The
 validation metrics of the last epoch are recorded side by side, with the training time, in
 benchmarks/results/speed_accuracy_cpu.json and .md. Image: the course CNN, "Rick or not",
@@ -58,20 +59,22 @@ def train_once(data: L.LightningDataModule, backbone, settings: dict, fast: bool
                workdir: str) -> dict:
     """Train one model and return its last validation metrics and the training seconds.
 
-    fast: bf16 autocast where the CPU has it, plus the channels-fastest layout for convolutions.
+    fast: bf16 autocast where the CPU has it, the channels-fastest layout for convolutions, and
+    compiled max-pooling (as speed.py times it; same values as PyTorch's op).
     """
     L.seed_everything(seed, verbose=False)
     settings = dict(settings)
     convolutions = settings.pop("convolutions", True)
     model = Classifier(backbone(), data.class_names, task=data.task, channels_last=fast and convolutions, **settings)
     trainer = build_trainer(max_epochs=epochs, default_root_dir=workdir, run_name=f"{'fast' if fast else 'fp32'}",
-                            precision="auto" if fast else "32-true", cpu_bf16=fast, enable_checkpointing=False,
-                            enable_progress_bar=False)
+                            precision="auto" if fast else "32-true", cpu_bf16=fast, compile_pooling=fast,
+                            enable_checkpointing=False, enable_progress_bar=False)
     start = time.perf_counter()
     trainer.fit(model, datamodule=data)
     seconds = time.perf_counter() - start
     metrics = {k: float(v) for k, v in model.last_metrics.items() if k in REPORTED}
-    return {"precision": str(trainer.precision), "channels_last": model.channels_last, "seconds": seconds, **metrics}
+    return {"precision": str(trainer.precision), "channels_last": model.channels_last,
+            "compiled_pooling": fast and convolutions, "seconds": seconds, **metrics}
 
 
 def markdown(result: dict) -> str:
@@ -85,7 +88,8 @@ def markdown(result: dict) -> str:
     for run in result["runs"]:
         for mode in ("fast", "fp32"):
             r = run[mode]
-            settings = r["precision"] + (", channels_last" if r["channels_last"] else "")
+            settings = (r["precision"] + (", channels_last" if r["channels_last"] else "")
+                        + (", compiled pooling" if r.get("compiled_pooling") else ""))
             lines.append(f"| {run['model']} | {run['seed']} | {run['epochs']} | {settings} | "
                          + " | ".join(f"{r.get(k, float('nan')):.3f}" for k in REPORTED) + f" | {r['seconds']:.0f} |")
     lines += ["", "Differences between fast and fp32 are to be read against the spread between seeds.", ""]
