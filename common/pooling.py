@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import logging
 import warnings
 
 import torch
@@ -86,6 +87,11 @@ def coded_max_backward(grad: torch.Tensor, code: torch.Tensor, spatial: tuple[in
     return result.movedim(-1, 1)
 
 
+def without_cuda_home_notice(record: logging.LogRecord) -> bool:
+    """Drop torch's "No CUDA runtime is found, using CUDA_HOME" notice: compiling CPU kernels needs no CUDA."""
+    return not record.getMessage().startswith("No CUDA runtime is found")
+
+
 class CompiledPooling:
     """coded_max and its backward compiled (inductor) into one pass each: no int64 indices, no zero-filled gradient.
 
@@ -104,6 +110,7 @@ class CompiledPooling:
     @functools.cache
     def compiled(function):
         """Return `function` compiled once per channels and spatial size (the batch size may change)."""
+        logging.getLogger("torch.utils.cpp_extension").addFilter(without_cuda_home_notice)
         return torch.compile(function, dynamic=None)
 
     @classmethod
@@ -125,10 +132,10 @@ class CompiledPooling:
 
     @classmethod
     def applies(cls, x: torch.Tensor, dims: int) -> bool:
-        """Return True for a CPU input in the channels-fastest layout whose run pays back compiling, if compiling works."""
-        return (cls.failure is None and x.device.type == "cpu" and x.numel() * cls.training_steps >= PAYBACK_ELEMENT_STEPS
-                and x.dim() == dims + 2 and x.stride(1) == 1 and x.shape[1] > 1
-                and min(x.shape[2:]) >= 2 and not torch.compiler.is_compiling())
+        """Return True for a channels-fastest CPU input whose run pays back compiling, if compiling works."""
+        pays_back = x.numel() * cls.training_steps >= PAYBACK_ELEMENT_STEPS
+        return (cls.failure is None and pays_back and x.device.type == "cpu" and x.dim() == dims + 2
+                and x.stride(1) == 1 and x.shape[1] > 1 and min(x.shape[2:]) >= 2 and not torch.compiler.is_compiling())
 
 
 class CodedMaxPool(torch.autograd.Function):

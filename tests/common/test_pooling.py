@@ -101,6 +101,7 @@ def test_coded_max_pooling_functions_give_max_pool_values_and_gradients(shape, d
     assert_same_pooling((values, grad), pooled_with_gradient(MAX_POOL[dims], x))
 
 
+@pytest.mark.usefixtures("cxx_compiler")
 @pytest.mark.parametrize("shape,dtype", [((3, 5, 11), torch.bfloat16), ((2, 6, 9, 14), torch.float32)])
 def test_big_training_inputs_pool_through_the_compiled_kernels_with_max_pool_results(shape, dtype, monkeypatch):
     """Compiled for real (a C++ compiler is on CI): same values, gradients and layout; batch sizes share a kernel."""
