@@ -16,7 +16,7 @@ from torch import nn
 
 from common.cpu_linear import onednn_linear_inference
 from common.cpu_memory import heap_reuse, heap_reuse_enabled
-from common.pooling import CompiledPooling
+from common.pooling import CompiledPooling, HalvingMaxPool
 from common.summary import count_parameters
 
 
@@ -115,8 +115,9 @@ class CompilePoolingWherePays(L.Callback):
         self.setting = setting
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """Publish the number of training steps to the pooling layers (after the data is set up)."""
-        if not isinstance(trainer.accelerator, CPUAccelerator):
+        """Publish the number of training steps to the model's pooling layers, if any (after the data is set up)."""
+        pools = any(isinstance(layer, HalvingMaxPool) for layer in pl_module.modules())
+        if not pools or not isinstance(trainer.accelerator, CPUAccelerator):
             return
         steps = trainer.estimated_stepping_batches * trainer.accumulate_grad_batches
         CompiledPooling.training_steps = {None: float(steps), True: math.inf, False: 0.0}[self.setting]

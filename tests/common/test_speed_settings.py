@@ -147,7 +147,7 @@ def test_heap_reuse_stops_big_blocks_page_faulting_each_time():
     assert reused < fresh / 10
 
 
-def test_cpu_runs_reuse_the_heap_and_hand_it_back_afterwards(tmp_path):
+def test_cpu_runs_reuse_the_heap_and_hand_it_back_afterwards(tmp_path, capsys):
     if not set_heap_reuse(False):
         pytest.skip("heap reuse needs glibc (Linux)")
     backbone = RecordingBackbone(heap_reuse_enabled)
@@ -159,6 +159,7 @@ def test_cpu_runs_reuse_the_heap_and_hand_it_back_afterwards(tmp_path):
     info = json.loads(next(tmp_path.rglob("run_info_fit.json")).read_text())
     assert info["cpu_heap_reuse"] is True
     assert info["onednn_linear_inference"] is onednn_linear_inference()  # the dense-layer path is stated too
+    assert "compiled max-pooling" not in capsys.readouterr().out  # a model without pooling is not told about it
 
 
 def test_progress_bar_redraws_by_time_not_per_batch(tmp_path, monkeypatch):
