@@ -463,7 +463,7 @@ NOTES = [
     "casts linear and conv weights once per evaluation loop (CastWeightsOnceForEval); the course CNNs max-pool "
     "with HalvingMaxPool (strided maxima at inference; in training a compiled kernel, which build_trainer's "
     "default compiles per pooling layer where the run's steps pay it back: the image CNN's first pooling from "
-    "~220 steps of 100 frames, the motif CNN's from ~1,000 steps of 1,000 windows; asked for here, LONG_RUN) and "
+    "~560 steps of 100 frames, the motif CNN's from ~2,500 steps of 1,000 windows; asked for here, LONG_RUN) and "
     "dense layers predict big fp32 products through oneDNN on AMD CPUs (OneDnnLinear).",
     "The first training step of every project run (first_step_s in the .json) includes compiling the pooling "
     "kernels, or loading them from inductor's disk cache; it is a warm-up step, as keras' tracing is.",

@@ -107,7 +107,7 @@ class CompilePoolingWherePays(L.Callback):
     """Let CPU training compile max-pooling (common.pooling.CompiledPooling) for this run, as `setting` says.
 
     None ("auto"): a pooling shape is compiled where the run's training steps pay the compiler
-    back (~1-3 s a shape; the course image CNN's first pooling from ~220 steps of 100 frames).
+    back (~4-5 s a shape cold; the course image CNN's first pooling from ~560 steps of 100 frames).
     True: compile every pooling shape (long runs, benchmarks); False: never. States its choice.
     """
 

@@ -13,10 +13,11 @@ from torch.autograd.function import once_differentiable
 
 from common.memory_format import channels_last
 
-# Compiling one pooling shape (forward + backward) takes ~1-3 s (~0.5 s from inductor's disk cache);
-# each training step then saves ~0.5-1.2 ns per input element (measured here on the course CNNs).
-# A shape is compiled when input elements x the run's training steps reach this: ~3 s saved.
-PAYBACK_ELEMENT_STEPS = 6e9
+# Compiling one pooling shape (forward + backward) took ~4-5 s here with inductor's disk cache
+# cold (the course image CNN's three: 14.5 s), ~0.8 s with it warm; a training step then saves
+# ~0.3-0.4 ns per input element (image CNN: ~11 ms a batch of 100 frames). A shape is compiled
+# when its input elements x the run's training steps reach this: ~5 s saved, a cold compile repaid.
+PAYBACK_ELEMENT_STEPS = 1.5e10
 
 
 def window_views(x: torch.Tensor, dims: int, channels_after: bool = False) -> list[torch.Tensor]:
