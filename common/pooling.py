@@ -18,6 +18,8 @@ from common.memory_format import channels_last
 # ~0.3-0.4 ns per input element (image CNN: ~11 ms a batch of 100 frames). A shape is compiled
 # when its input elements x the run's training steps reach this: ~5 s saved, a cold compile repaid.
 PAYBACK_ELEMENT_STEPS = 1.5e10
+# Inside a model the user compiles whole, pooling is left to that compile (torch < 2.3 lacks the check).
+is_compiling = getattr(torch.compiler, "is_compiling", lambda: False)
 
 
 def window_views(x: torch.Tensor, dims: int, channels_after: bool = False) -> list[torch.Tensor]:
@@ -136,7 +138,7 @@ class CompiledPooling:
         """Return True for a channels-fastest CPU input whose run pays back compiling, if compiling works."""
         pays_back = x.numel() * cls.training_steps >= PAYBACK_ELEMENT_STEPS
         return (cls.failure is None and pays_back and x.device.type == "cpu" and x.dim() == dims + 2
-                and x.stride(1) == 1 and x.shape[1] > 1 and min(x.shape[2:]) >= 2 and not torch.compiler.is_compiling())
+                and x.stride(1) == 1 and x.shape[1] > 1 and min(x.shape[2:]) >= 2 and not is_compiling())
 
 
 class CodedMaxPool(torch.autograd.Function):

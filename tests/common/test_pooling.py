@@ -126,6 +126,8 @@ def test_pooling_compiles_only_where_the_run_pays_it_back_and_the_layout_suits(m
     monkeypatch.setattr(CompiledPooling, "training_steps", 570.0)
     assert CompiledPooling.applies(frames, 2) and not CompiledPooling.applies(x, 2)
     assert not CompiledPooling.applies(frames.contiguous(), 2)  # channels-first: strided reads waste the compiled pass
+    monkeypatch.setattr(pooling, "is_compiling", lambda: True)
+    assert not CompiledPooling.applies(frames, 2)  # inside a whole-model torch.compile, that compile handles pooling
 
 
 def test_pooling_falls_back_to_pytorchs_op_with_one_warning_when_compiling_fails(monkeypatch):
