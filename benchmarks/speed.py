@@ -281,8 +281,9 @@ def time_project(case: Case, workdir: str, device: str = "cpu") -> dict:
                             run_name=case.name, callbacks=[clock], accelerator=device, **run.trainer_kwargs)
     trainer.fit(run.module, run.train)  # a DataLoader or a LightningDataModule
     train = samples_per_second(clock.times, case.warmup, case.batch, clock.steps)
+    compiled_pooling = bool(run.trainer_kwargs.get("compile_pooling")) and device == "cpu"  # a CPU kernel
     settings = {"precision": str(trainer.precision), "channels_last": bool(getattr(run.module, "channels_last", False)),
-                "threads": clock.train_threads, "compile_pooling": run.trainer_kwargs.get("compile_pooling"),
+                "threads": clock.train_threads, "compile_pooling": compiled_pooling,
                 "first_step_s": clock.times[0] - clock.train_start}  # compiling, where any, happens here
     clock.clear()
     trainer = build_trainer(default_root_dir=workdir, run_name=case.name, callbacks=[clock], logger=False,
