@@ -179,9 +179,10 @@ class HalvingMaxPool(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return x (N, C, *spatial) max-pooled by 2 in each of the last `dims` dimensions."""
-        if x.device.type == "cpu" and not (torch.is_grad_enabled() and x.requires_grad):
+        training = torch.is_grad_enabled() and x.requires_grad
+        if x.device.type == "cpu" and not training:
             return halving_max(x, self.dims)
-        if torch.is_grad_enabled() and x.requires_grad and CompiledPooling.applies(x, self.dims):
+        if training and CompiledPooling.applies(x, self.dims):
             try:
                 return CodedMaxPool.apply(x, self.dims)
             except Exception as error:  # compiling failed (no C++ compiler): PyTorch's op from now on

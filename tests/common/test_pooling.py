@@ -20,6 +20,7 @@ def tied_input(shape: tuple[int, ...], dtype: torch.dtype, layout_last: bool) ->
 
 
 SHAPES = [(2, 5, 11), (3, 4, 10), (2, 3, 9, 14), (2, 6, 8, 7)]  # odd and even lengths, 1D and 2D
+MAX_POOL = {1: lambda x: F.max_pool1d(x, 2), 2: lambda x: F.max_pool2d(x, 2)}  # PyTorch's op, the reference
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -28,7 +29,7 @@ SHAPES = [(2, 5, 11), (3, 4, 10), (2, 3, 9, 14), (2, 6, 8, 7)]  # odd and even l
 def test_inference_path_equals_max_pool(shape, dtype, layout_last):
     x = tied_input(shape, dtype, layout_last)
     dims = len(shape) - 2
-    expected = (F.max_pool1d if dims == 1 else F.max_pool2d)(x, 2)
+    expected = MAX_POOL[dims](x)
     with torch.no_grad():
         got = HalvingMaxPool(dims)(x)
     assert got.dtype == expected.dtype and torch.equal(got, expected)
@@ -41,9 +42,9 @@ def test_training_path_keeps_max_pool_gradients(shape):
     dims = len(shape) - 2
     x = tied_input(shape, torch.float32, layout_last=True).requires_grad_()
     reference = x.detach().clone().requires_grad_()
-    upstream = torch.randn((F.max_pool1d if dims == 1 else F.max_pool2d)(reference, 2).shape)
+    upstream = torch.randn(MAX_POOL[dims](reference).shape)
     (HalvingMaxPool(dims)(x) * upstream).sum().backward()
-    ((F.max_pool1d if dims == 1 else F.max_pool2d)(reference, 2) * upstream).sum().backward()
+    (MAX_POOL[dims](reference) * upstream).sum().backward()
     assert torch.equal(x.grad, reference.grad)
 
 
@@ -61,9 +62,6 @@ def test_rejects_other_dimensions():
 
 
 # ---- training: CodedMaxPool (compiled) for big channels-fastest CPU inputs --------------------------
-MAX_POOL = {1: lambda x: F.max_pool1d(x, 2), 2: lambda x: F.max_pool2d(x, 2)}
-
-
 def pooled_with_gradient(pool, x: torch.Tensor, upstream_seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """Return pool(x) and the gradient of x for a random upstream gradient."""
     x = x.detach().clone().requires_grad_()
