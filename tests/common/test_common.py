@@ -1,6 +1,10 @@
 """Shared helpers: splits, batching, devices, summaries, plots, reports, data location."""
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -13,6 +17,8 @@ from common.paths import course_data, data_root
 from common.plots import plot_confusion, plot_training_curves
 from common.report import Section, write_report
 from common.summary import summarize
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_group_split_keeps_every_group_in_one_part():
@@ -100,3 +106,19 @@ def test_ordered_loaders_hand_out_ranges_and_shuffled_ones_index_lists():
     torch.manual_seed(0)
     shuffled = list(batch_loader(dataset, 4, shuffle=True).batch_sampler)
     assert all(isinstance(b, list) for b in shuffled) and sorted(sum(shuffled, [])) == list(range(10))
+
+
+def test_a_process_group_left_open_is_closed_at_exit(tmp_path):
+    # An exit handler registered before common.trainer's runs after it (atexit is last in, first out).
+    script = """
+import atexit, os
+import torch.distributed as dist
+atexit.register(lambda: print("open at exit" if dist.is_initialized() else "closed at exit"))
+import common.trainer
+os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT="0")
+dist.init_process_group("gloo", rank=0, world_size=1)
+print("open" if dist.is_initialized() else "not opened")
+"""
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["open", "closed", "at", "exit"]
