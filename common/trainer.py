@@ -23,7 +23,7 @@ def close_process_group() -> None:
 
 # Lightning closes only NCCL groups at exit. A gloo group (DDP on CPUs) left open is torn down
 # among C++ static destructors, where a rank sometimes aborts ("terminate called without an
-# active exception", ~1 run in 60 of a 2-process CPU fit) and Lightning then kills the others.
+# active exception", ~1 run in 200 of a 2-process CPU fit) and Lightning then kills the others.
 atexit.register(close_process_group)
 
 

@@ -108,7 +108,7 @@ def test_ordered_loaders_hand_out_ranges_and_shuffled_ones_index_lists():
     assert all(isinstance(b, list) for b in shuffled) and sorted(sum(shuffled, [])) == list(range(10))
 
 
-def test_a_process_group_left_open_is_closed_at_exit(tmp_path):
+def test_a_process_group_left_open_is_closed_at_exit():
     # An exit handler registered before common.trainer's runs after it (atexit is last in, first out).
     script = """
 import atexit, os
