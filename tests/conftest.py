@@ -1,4 +1,4 @@
-"""Shared fixtures: the course's real data (required in CI, skipped with a reason elsewhere)."""
+"""Shared fixtures: the course's real data and a C++ compiler (required in CI, skipped with a reason elsewhere)."""
 from __future__ import annotations
 
 import os
@@ -13,15 +13,19 @@ from common.paths import data_root
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
+def unavailable(message: str) -> None:
+    """Fail the test in CI, where everything it needs must be there; skip it elsewhere, saying why."""
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 @pytest.fixture(scope="session")
 def course_data() -> Path:
     """Return the real course data folder; fail in CI when it is missing, skip elsewhere."""
     root = data_root()
     if root is None or not root.is_dir():
-        message = "real course data not found: set DEEPBIO_DATA or place it at ../shared/data"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable("real course data not found: set DEEPBIO_DATA or place it at ../shared/data")
     return root
 
 
@@ -33,7 +37,4 @@ def cxx_compiler() -> str:
     try:
         return get_cpp_compiler()
     except Exception as error:  # inductor raises its own InvalidCxxCompiler
-        message = f"compiled max-pooling needs a C++ compiler ({type(error).__name__})"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(f"compiled max-pooling needs a C++ compiler ({type(error).__name__})")
