@@ -127,5 +127,5 @@ def warn_issues(issues: list[FileIssue], limit: int = 20) -> None:
 
 
 def as_float(images: torch.Tensor) -> torch.Tensor:
-    """Return frames as float32 in [0, 1] (uint8 frames are scaled by 1/255 in one pass)."""
+    """Return frames as float32 in [0, 1] (uint8: convert, then scale in place; faster than one promoting multiply)."""
     return images.float().mul_(1 / 255) if images.dtype == torch.uint8 else images.float()
