@@ -168,6 +168,11 @@ class Classifier(L.LightningModule):
         update_metrics(metrics, self.task, self.probabilities(logits), y)
 
     def _log_epoch_metrics(self, metrics: MetricCollection, prefix: str) -> None:
+        if self.trainer.sanity_checking:
+            # Lightning's check runs two batches to catch errors before training. Splits keep file
+            # order, so those often hold one class: their scores mean nothing and torchmetrics warns.
+            metrics.reset()
+            return
         values = compute_scores(metrics)
         self.last_metrics = {f"{prefix}_{k}": v.detach().cpu() for k, v in values.items()}
         values.pop("confusion")

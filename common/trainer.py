@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import atexit
 import importlib.util
+import logging
+import warnings
 from typing import Any
 
 import lightning as L
@@ -25,6 +27,30 @@ def close_process_group() -> None:
 # among C++ static destructors, where a rank sometimes aborts ("terminate called without an
 # active exception", ~1 run in 200 of a 2-process CPU fit) and Lightning then kills the others.
 atexit.register(close_process_group)
+
+
+class DropLightningTips(logging.Filter):
+    """Drop Lightning's "💡 Tip:" records (advertisements for its cloud services, printed in every run)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Return False for a tip record."""
+        return not str(record.msg).startswith("💡 Tip")
+
+
+LIGHTNING_TIPS = DropLightningTips()
+
+
+def quiet_run_log() -> None:
+    """Keep what no user can act on out of the run log: Lightning's tips and two warnings about its own doings."""
+    # Set per build, not at import: a filter set while a test collects its module would not last.
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logging.getLogger(name).addFilter(LIGHTNING_TIPS)  # once: a logger keeps one copy of a filter
+    # Lightning 2.6's pytree helper builds torch's deprecated LeafSpec in every fit.
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+                            category=FutureWarning)
+    # BackboneFinetuning leaves BatchNorm trainable (train_bn), so at the unfreeze epoch it finds those
+    # parameters already in the optimiser, as they should be, and warns that the optimiser was built wrong.
+    warnings.filterwarnings("ignore", message="The provided params to be frozen already exist within another group")
 
 
 def default_loggers(save_dir: str, name: str) -> list[Logger]:
@@ -73,6 +99,7 @@ def build_trainer(
     strategy="ddp"` runs distributed data parallel unchanged.
     """
     skip_nvml_cuda_check_without_nvml()
+    quiet_run_log()
     device_type = resolve_accelerator(accelerator)
     all_callbacks: list[Callback] = [CastWeightsOnceForEval(), TinyModelThreads(), ReuseFreedMemory(), RunInfo(),
                                      CompilePoolingWherePays(compile_pooling)]

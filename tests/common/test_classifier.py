@@ -1,6 +1,9 @@
 """The generic classifier: every label mode learns on toy data, class weights work, checkpoints rebuild."""
 from __future__ import annotations
 
+import logging
+import warnings
+
 import lightning as L
 import pytest
 import torch
@@ -57,6 +60,14 @@ class ToyData(L.LightningDataModule):
         return batch_loader(BatchTensors(self.x[768:], self.y[768:]), 256)
 
 
+class ClassSortedValData(ToyData):
+    """ToyData whose validation rows come sorted by class, as splits that keep file order do."""
+
+    def val_dataloader(self):
+        order = torch.argsort(self.y[768:], stable=True)
+        return batch_loader(BatchTensors(self.x[768:][order], self.y[768:][order]), 32)
+
+
 CASES = {"binary": ["negative", "positive"], "multiclass": ["low", "mid", "high"], "multilabel": ["a", "b"]}
 
 
@@ -80,6 +91,35 @@ def test_each_task_learns_and_its_best_checkpoint_rebuilds(task, tmp_path):
     assert len(rebuilt.hard_labels(probs)) == 5
     if task == "multiclass":
         torch.testing.assert_close(probs.sum(-1), torch.ones(5))
+
+
+class RecordLog(logging.Handler):
+    """Keep the messages of the log records handled."""
+
+    def __init__(self):
+        super().__init__()
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+def test_a_fit_logs_nothing_a_user_cannot_act_on(tmp_path):
+    model = Classifier(TinyBackbone(), CASES["multiclass"], task="multiclass")
+    lightning_log, records = logging.getLogger("lightning.pytorch"), RecordLog()
+    lightning_log.addHandler(records)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            trainer = build_trainer(max_epochs=1, default_root_dir=str(tmp_path), enable_progress_bar=False)
+            trainer.fit(model, ClassSortedValData("multiclass"))
+    finally:
+        lightning_log.removeHandler(records)
+    messages = [str(w.message) for w in caught]
+    # The sanity check's two batches hold one class; Lightning's helper builds torch's deprecated LeafSpec.
+    assert not [m for m in messages if "No positive samples" in m or "LeafSpec" in m], messages
+    assert any("GPU available" in m for m in records.messages)  # Lightning's run log is kept...
+    assert not [m for m in records.messages if "Tip" in m], records.messages  # ...without its advertisements
+    assert int(model.last_metrics["val_confusion"].sum()) == 256  # the epoch's scores: every row, once
 
 
 class RecordLearningRate(L.Callback):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import warnings
 
 import pytest
 import torch
@@ -110,7 +111,9 @@ def test_transfer_backbone_is_frozen_then_unfrozen_by_backbone_finetuning(tmp_pa
     trainer = build_trainer(max_epochs=2, limit_train_batches=1, limit_val_batches=1, logger=False,
                             enable_checkpointing=False, enable_progress_bar=False, default_root_dir=str(tmp_path),
                             callbacks=[BackboneFinetuning(unfreeze_backbone_at_epoch=1)])
-    trainer.fit(model, data)
+    with warnings.catch_warnings(record=True) as caught:
+        trainer.fit(model, data)
+    assert not [w for w in caught if "already exist within another group" in str(w.message)]  # BatchNorm: trainable
     groups = trainer.optimizers[0].param_groups
     assert len(groups) == 2 and groups[1]["lr"] < groups[0]["lr"]  # the backbone joined with a smaller rate
     assert all(p.requires_grad for p in model.backbone.parameters())
