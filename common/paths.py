@@ -32,3 +32,18 @@ def course_data(relative: str) -> Path:
     if not path.exists():
         raise DataError(f"{path} does not exist: DEEPBIO_DATA={root} does not hold the course's '{relative}'.")
     return path
+
+
+COURSE_PREFIX = "course:"
+
+
+def data_path(path: str | Path) -> Path:
+    """Return a file's path; "course:<relative>" names one inside the course data, wherever that is (see data_root)."""
+    text = str(path)
+    return course_data(text[len(COURSE_PREFIX):]) if text.startswith(COURSE_PREFIX) else Path(path)
+
+
+def shown_path(path: str | Path) -> str:
+    """Return a path as given, plus the file a "course:" path names now (for run logs: the data actually used)."""
+    text, root = str(path), data_root()
+    return f"{text} ({root / text[len(COURSE_PREFIX):]})" if text.startswith(COURSE_PREFIX) and root else text

@@ -12,6 +12,7 @@ import torch
 
 from common.data import BatchTensors, batch_loader, random_split_indices
 from common.errors import ConfigError, DataError
+from common.paths import shown_path
 from motifs.augment import random_reverse_complement, random_shift
 from motifs.background import random_genomic_windows
 from motifs.encode import gc_content, has_unknown, one_hot, sequence_codes
@@ -156,9 +157,9 @@ class MotifData(L.LightningDataModule):
     def _describe(self) -> str:
         hp = self.hparams
         if hp.labelled_bed:
-            what = f"labelled BED {hp.labelled_bed} on {hp.genome}"
+            what = f"labelled BED {shown_path(hp.labelled_bed)} on {shown_path(hp.genome)}"
         elif hp.sources:
-            what = ", ".join(f"{name}: {path}" for name, path in hp.sources.items())
+            what = ", ".join(f"{name}: {shown_path(path)}" for name, path in hp.sources.items())
         else:
             what = (f"synthetic (built-in, JASPAR SOX17/PRDM1 implants, {hp.synthetic_per_class} per class, "
                     f"seed {hp.seed})")

@@ -10,6 +10,7 @@ from pathlib import Path
 import pyfaidx
 
 from common.errors import DataError
+from common.paths import data_path
 
 _REGION = re.compile(r"^(?P<chrom>[^:\s]+):(?P<start>\d+)-(?P<end>\d+)")
 
@@ -24,9 +25,10 @@ def open_fasta(path: str | Path, index_dir: str | Path | None = None) -> pyfaidx
 
     An existing `<file>.fai` beside the FASTA is used; otherwise the index is written into
     `index_dir` (default: default_index_dir()), never into the data folder, which may be
-    read-only or shared. Errors name the file and what to do.
+    read-only or shared. Errors name the file and what to do. "course:ChIP/SOX17.fa" is a file
+    of the course data (common.paths.data_path).
     """
-    path = Path(path)
+    path = data_path(path)
     if not path.is_file():
         raise DataError(f"FASTA file {path} does not exist")
     if path.stat().st_size == 0:
@@ -83,8 +85,11 @@ class Interval:
 
 
 def read_bed(path: str | Path) -> list[Interval]:
-    """Return the intervals of a BED file; header, comment and blank lines are skipped; errors name the line."""
-    path = Path(path)
+    """Return the intervals of a BED file; header, comment and blank lines are skipped; errors name the line.
+
+    "course:<relative>" is a file of the course data, as for open_fasta.
+    """
+    path = data_path(path)
     if not path.is_file():
         raise DataError(f"BED file {path} does not exist")
     intervals = []

@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from common.data import BatchTensors, batch_loader, group_split_indices, random_split_indices
 from common.errors import ConfigError, DataError
-from common.paths import course_data
+from common.paths import course_data, data_path
 from rickmorty.audit import Frames, collapse_duplicates, scene_groups
 from rickmorty.augment import augmentation
 from rickmorty.images import FRAME_SIZE, as_float, read_folder, read_frame, warn_issues
@@ -105,6 +105,7 @@ class FrameData(L.LightningDataModule):
     test_dir: a held-out folder of the same kind; frames sharing a scene with it leave train/val.
     loading: "cache" (all frames decoded once to uint8) or "stream" (decoded from files in workers).
     augment: random shear/rotation/shift/flip/jitter/noise on training frames (either loading).
+    predict_dir: a folder of frames to predict; "course:<relative>" is one inside the course data.
     """
 
     predict_id_column = "file"
@@ -143,7 +144,7 @@ class FrameData(L.LightningDataModule):
         self.split, self.val_fraction, self.test_fraction = split, val_fraction, test_fraction
         self.test_dir = Path(test_dir) if test_dir else None
         self.loading, self.augment, self.batch_size, self.num_workers = loading, augment, batch_size, num_workers
-        self.predict_dir = Path(predict_dir) if predict_dir else None
+        self.predict_dir = predict_dir
         self.synthetic_count, self.max_frames, self.seed = synthetic_count, max_frames, seed
         self.scene_threshold = scene_threshold
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
@@ -299,4 +300,4 @@ class FrameData(L.LightningDataModule):
     def _read_predict_dir(self) -> None:
         if self.predict_dir is None:
             raise ConfigError("predict needs a folder of images: set data.predict_dir")
-        self.predict_images, self.predict_ids = read_folder(self.predict_dir)
+        self.predict_images, self.predict_ids = read_folder(data_path(self.predict_dir))

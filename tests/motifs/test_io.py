@@ -32,6 +32,20 @@ def test_fasta_records_in_order_upper_case(tmp_path):
     assert sequences == ["ACGTACGT", "NNNNACGT"]
 
 
+def test_course_paths_are_found_through_deepbio_data_from_any_folder(tmp_path, monkeypatch):
+    course = tmp_path / "course"
+    (course / "ChIP").mkdir(parents=True)
+    write(course / "ChIP" / "peaks.fa", ">chr1:0-8\nACGTACGT\n")
+    write(course / "ChIP" / "peaks.bed", "chr1\t0\t8\n")
+    monkeypatch.setenv("DEEPBIO_DATA", str(course))
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert read_fasta("course:ChIP/peaks.fa", index_dir=tmp_path / "index") == (["chr1:0-8"], ["ACGTACGT"])
+    assert [(i.chrom, i.start, i.end) for i in read_bed("course:ChIP/peaks.bed")] == [("chr1", 0, 8)]
+    with pytest.raises(DataError, match="DEEPBIO_DATA=.* does not hold the course's 'ChIP/PRDM1.fa'"):
+        read_fasta("course:ChIP/PRDM1.fa")
+
+
 def test_bed_windows_are_centre_plus_minus_half_width_clipped_like_bedtools(genome, tmp_path):
     path, chr1, chr2 = genome
     bed = write(tmp_path / "peaks.bed", "track name=x\nchr1\t40\t60\tpeakA\nchr1\t0\t6\nchr2\t30\t40\n")

@@ -1,14 +1,20 @@
 """Real SOX17 ChIP-seq peaks (../shared/data) against their dinucleotide shuffles, split by chromosome."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import yaml
 
 from motifs.data import MotifData
 from motifs.explain import top_position_enrichment, zero_ism
 from motifs.models import CourseCNN
 from motifs.pwm import hit_mask, known_matrix
 from motifs.experiment import train
+from motifs.io import read_fasta
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -19,6 +25,16 @@ def sox17_model(course_data, tmp_path_factory):
     model, _ = train(data, lambda: CourseCNN(dense_activation="relu"), tmp_path_factory.mktemp("sox17"), "sox17",
                      epochs=2, lr=2e-3)
     return model, data
+
+
+def test_the_real_data_config_finds_the_peaks_from_any_folder(course_data, tmp_path, monkeypatch):
+    config = yaml.safe_load((ROOT / "configs" / "motifs" / "sox17_vs_shuffled.yaml").read_text())
+    monkeypatch.setenv("DEEPBIO_DATA", str(course_data))
+    monkeypatch.chdir(tmp_path)  # where ../shared/data is not
+    names, _ = read_fasta(config["data"]["sources"]["SOX17"], index_dir=tmp_path / "index")
+    assert len(names) == 11_843
+    data = MotifData(**config["data"])
+    assert str(course_data / "ChIP" / "SOX17.fa") in data.data_source  # the run log names the file read
 
 
 def test_the_real_peaks_are_all_read(sox17_model):

@@ -89,6 +89,14 @@ def test_a_folder_of_only_bad_files_stops_with_a_clear_message(tmp_path):
         data.setup("fit")
 
 
+def test_a_course_predict_dir_is_found_through_deepbio_data(tmp_path, frame_tree, monkeypatch):
+    monkeypatch.setenv("DEEPBIO_DATA", str(frame_tree))
+    monkeypatch.chdir(tmp_path)
+    data = FrameData(None, predict_dir="course:rick")
+    data.setup("predict")
+    assert data.predict_ids == sorted(p.name for p in (frame_tree / "rick").iterdir())
+
+
 def test_predict_dir_reads_any_folder_and_names_rows_by_file(tmp_path, frame_tree):
     folder = tmp_path / "predict"
     folder.mkdir()
