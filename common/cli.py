@@ -1,6 +1,7 @@
 """LightningCLI set up the deepbio way: our Trainer factory is the `trainer:` section of every YAML config."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from lightning.pytorch.cli import LightningCLI
@@ -22,6 +23,14 @@ class DeepBioCLI(LightningCLI):
         kwargs.setdefault("seed_everything_default", 0)
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         super().__init__(model_class, datamodule_class, trainer_class=build_trainer, **kwargs)
+
+    def instantiate_trainer(self, **kwargs):
+        """Build the trainer (build_trainer) from the `trainer:` section."""
+        if self.subcommand != "fit":
+            # validate/test/predict write no checkpoints, yet restoring --ckpt_path into the new run folder
+            # makes ModelCheckpoint warn that the fit's best-k list will not be tracked.
+            warnings.filterwarnings("ignore", message="The dirpath has changed from")
+        return super().instantiate_trainer(**kwargs)
 
     def add_arguments_to_parser(self, parser) -> None:
         for source, target, *compute_fn in self.links:
