@@ -99,13 +99,14 @@ class FrameData(L.LightningDataModule):
     """Labelled 160x90 frames for binary (Rick?), multilabel ([rick, morty]) or multiclass (rick/morty/neither).
 
     data_dir: None for built-in synthetic frames, "course" for the course data (../shared/data or
-    $DEEPBIO_DATA), or a folder (course layout, or one folder per class); labels_csv: a CSV of
+    $DEEPBIO_DATA), or a folder (course layout, or one folder per class; any path here may be
+    "course:<relative>", a path inside the course data); labels_csv: a CSV of
     path,label instead. Distinct frames are kept (exact copies collapsed, contradictions excluded),
     grouped into scenes, and split by scene ("grouped") or at random ("random", the course's way).
     test_dir: a held-out folder of the same kind; frames sharing a scene with it leave train/val.
     loading: "cache" (all frames decoded once to uint8) or "stream" (decoded from files in workers).
     augment: random shear/rotation/shift/flip/jitter/noise on training frames (either loading).
-    predict_dir: a folder of frames to predict; "course:<relative>" is one inside the course data.
+    predict_dir: a folder of frames to predict.
     """
 
     predict_id_column = "file"
@@ -139,10 +140,10 @@ class FrameData(L.LightningDataModule):
             raise ConfigError("loading='stream' reads files: give data_dir (synthetic frames are always cached)")
         self.root = self._resolve(data_dir)
         self.task = task
-        self.labels_csv = Path(labels_csv) if labels_csv else None
+        self.labels_csv = data_path(labels_csv) if labels_csv else None
         self.class_names = source_class_names(self.root, task, self.labels_csv)
         self.split, self.val_fraction, self.test_fraction = split, val_fraction, test_fraction
-        self.test_dir = Path(test_dir) if test_dir else None
+        self.test_dir = data_path(test_dir) if test_dir else None
         self.loading, self.augment, self.batch_size, self.num_workers = loading, augment, batch_size, num_workers
         self.predict_dir = predict_dir
         self.synthetic_count, self.max_frames, self.seed = synthetic_count, max_frames, seed
@@ -161,7 +162,7 @@ class FrameData(L.LightningDataModule):
             return None
         if data_dir == "course":
             return course_data("RickandMorty")
-        return Path(data_dir).expanduser()
+        return data_path(data_dir).expanduser()
 
     @property
     def data_source(self) -> str:

@@ -89,10 +89,12 @@ def test_a_folder_of_only_bad_files_stops_with_a_clear_message(tmp_path):
         data.setup("fit")
 
 
-def test_a_course_predict_dir_is_found_through_deepbio_data(tmp_path, frame_tree, monkeypatch):
-    monkeypatch.setenv("DEEPBIO_DATA", str(frame_tree))
+def test_course_folders_are_found_through_deepbio_data(tmp_path, frame_tree, monkeypatch):
+    monkeypatch.setenv("DEEPBIO_DATA", str(frame_tree.parent))
     monkeypatch.chdir(tmp_path)
-    data = FrameData(None, predict_dir="course:rick")
+    data = FrameData(f"course:{frame_tree.name}", predict_dir=f"course:{frame_tree.name}/rick", cache_dir=None)
+    data.setup("fit")
+    assert sum(len(rows) for rows in data.parts.values()) == 24  # 12 rick + 12 morty frames
     data.setup("predict")
     assert data.predict_ids == sorted(p.name for p in (frame_tree / "rick").iterdir())
 
