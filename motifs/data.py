@@ -68,7 +68,8 @@ class MotifData(L.LightningDataModule):
     stay clean) and/or 'genome' (random windows avoiding the peaks, `gc_matched` optional).
     binary: one source plus negatives, or two sources (the first is the negative class).
     multilabel: one output per source; negatives have no label.
-    Split by chromosome (default; names 'chrom:start-end') or at random.
+    Split by chromosome (default; names 'chrom:start-end') or at random. Any file may be given as
+    "course:<relative>", a file inside the course data ($DEEPBIO_DATA, else ../shared/data).
     """
 
     def __init__(
