@@ -42,10 +42,12 @@ def presence_targets(presence: torch.Tensor, task: str) -> tuple[list, np.ndarra
     return [0 if rows[i][0] else 1 if rows[i][1] else 2 for i in keep], keep
 
 
-def file_list_key(paths: list[Path], targets: list, size: tuple[int, int], threshold: float) -> str:
-    """Return a hash identifying a set of files (names, sizes, times), their targets and the audit settings."""
-    stats = [(str(p), stat.st_size, stat.st_mtime_ns) for p, stat in ((p, p.stat()) for p in paths)]
-    text = json.dumps([stats, [str(t) for t in targets], list(size), threshold])
+def file_list_key(files: LabelledFiles, size: tuple[int, int], threshold: float) -> str:
+    """Return a hash identifying labelled files (names, sizes, times, targets, those skipped) and the audit settings."""
+    stats = [(str(p), stat.st_size, stat.st_mtime_ns) for p, stat in ((p, p.stat()) for p in files.paths)]
+    # The skipped files count too: the cached audit reports them, so another list must not reuse it.
+    skipped = [(i.path, i.problem) for i in files.skipped]
+    text = json.dumps([stats, [str(t) for t in files.targets], skipped, list(size), threshold])
     return hashlib.sha1(text.encode()).hexdigest()[:20]
 
 
@@ -53,7 +55,7 @@ def cached_frames(files: LabelledFiles, size: tuple[int, int], threshold: float,
     """Return the audited distinct frames of labelled files, decoded once and kept in `cache_dir` (if given)."""
     if cache_dir is None:
         return collapse_duplicates(files, size, threshold)
-    path = Path(cache_dir).expanduser() / f"frames-{file_list_key(files.paths, files.targets, size, threshold)}.pt"
+    path = Path(cache_dir).expanduser() / f"frames-{file_list_key(files, size, threshold)}.pt"
     if path.is_file():
         try:
             return torch.load(path, weights_only=False)
@@ -101,7 +103,7 @@ class FrameData(L.LightningDataModule):
     data_dir: None for built-in synthetic frames, "course" for the course data (../shared/data or
     $DEEPBIO_DATA), or a folder (course layout, or one folder per class; any path here may be
     "course:<relative>", a path inside the course data); labels_csv: a CSV of
-    path,label instead. Distinct frames are kept (exact copies collapsed, contradictions excluded),
+    path,label instead (paths relative to data_dir if given, else to the CSV's folder). Distinct frames are kept (exact copies collapsed, contradictions excluded),
     grouped into scenes, and split by scene ("grouped") or at random ("random", the course's way).
     test_dir: a held-out folder of the same kind; frames sharing a scene with it leave train/val.
     loading: "cache" (all frames decoded once to uint8) or "stream" (decoded from files in workers).
@@ -136,8 +138,9 @@ class FrameData(L.LightningDataModule):
             raise ConfigError(f"unknown split {split!r}; choose grouped or random")
         if not 0 < val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
             raise ConfigError(f"val_fraction={val_fraction} and test_fraction={test_fraction} must leave training data")
-        if loading == "stream" and data_dir is None:
-            raise ConfigError("loading='stream' reads files: give data_dir (synthetic frames are always cached)")
+        if loading == "stream" and data_dir is None and labels_csv is None:
+            raise ConfigError("loading='stream' reads files: give data_dir or labels_csv (synthetic frames are "
+                              "always cached)")
         self.root = self._resolve(data_dir)
         self.task = task
         self.labels_csv = data_path(labels_csv) if labels_csv else None
@@ -165,9 +168,14 @@ class FrameData(L.LightningDataModule):
         return data_path(data_dir).expanduser()
 
     @property
+    def synthetic(self) -> bool:
+        """Whether the frames are the built-in synthetic ones (neither data_dir nor labels_csv given)."""
+        return self.root is None and self.labels_csv is None
+
+    @property
     def data_source(self) -> str:
         """Say where the frames come from and how they are split (logged with every run)."""
-        source = f"synthetic frames (n={self.synthetic_count}, seed={self.seed})" if self.root is None else str(
+        source = f"synthetic frames (n={self.synthetic_count}, seed={self.seed})" if self.synthetic else str(
             self.labels_csv or self.root)
         return f"{source}; task {self.task}; {self.split} split; {self.loading} loading"
 
@@ -175,7 +183,7 @@ class FrameData(L.LightningDataModule):
     def load_frames(self) -> Frames:
         """Return the audited distinct frames of the data source (built once per DataModule)."""
         if self.frames is None:
-            self.frames = self._synthetic() if self.root is None else self._from_files()
+            self.frames = self._synthetic() if self.synthetic else self._from_files()
             if self.frames.audit is not None:
                 print(f"data audit ({self.data_source}):\n{self.frames.audit.summary()}", flush=True)
                 warn_issues(self.frames.audit.issues)

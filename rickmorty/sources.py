@@ -132,7 +132,8 @@ def csv_files(labels_csv: Path, task: str, root: Path | None = None) -> Labelled
         files.targets.append(tuple(int(n in labels) for n in names) if task == "multilabel" else names.index(labels[0]))
         files.origins.append("+".join(labels) or "none")
     if not files.paths:
-        raise DataError(f"{labels_csv}: none of the listed image files exists under {base}")
+        raise DataError(f"{labels_csv}: none of the listed image files exists under {base} (paths are read relative "
+                        "to data_dir when it is set, else to the CSV's folder)")
     return files
 
 

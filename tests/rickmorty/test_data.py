@@ -1,6 +1,8 @@
 """FrameData: label modes, splits, loaders (cache and stream with augmentation), folder trees, CSV and test folders."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -76,6 +78,17 @@ def test_labels_csv_for_multilabel(tmp_path, frame_tree):
     with pytest.warns(UserWarning, match="missing.jpg"):
         data.setup("fit")
     assert set(data.frames.targets) == {(1, 1, 0), (1, 0, 1)}
+
+
+def test_a_labels_csv_alone_is_read_and_its_missing_files_reported_through_the_cache(tmp_path, frame_tree):
+    rows = ["path,label"] + [f"{os.path.relpath(p, tmp_path)},{p.parent.name}" for p in sorted(frame_tree.rglob("*.jpg"))]
+    listed, more = tmp_path / "labels.csv", tmp_path / "labels_more.csv"
+    listed.write_text("\n".join(rows) + "\n")
+    more.write_text("\n".join(rows + ["missing.jpg,rick"]) + "\n")
+    data = FrameData(None, task="binary", labels_csv=str(listed), cache_dir=str(tmp_path / "cache"))
+    assert len(data.load_frames().targets) == 24 and "synthetic" not in data.data_source  # paths: from the CSV
+    with pytest.warns(UserWarning, match="missing.jpg"):  # the same frames, cached, but one more file listed
+        FrameData(None, task="binary", labels_csv=str(more), cache_dir=str(tmp_path / "cache")).load_frames()
 
 
 def test_held_out_test_folder_and_cache(tmp_path, frame_tree):
