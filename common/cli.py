@@ -1,11 +1,14 @@
 """LightningCLI set up the deepbio way: our Trainer factory is the `trainer:` section of every YAML config."""
 from __future__ import annotations
 
+import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 from lightning.pytorch.cli import LightningCLI
 
+from common.errors import DeepBioError
 from common.plots import plot_training_curves
 from common.summary import summarize
 from common.trainer import build_trainer
@@ -16,12 +19,16 @@ class DeepBioCLI(LightningCLI):
 
     `links` pass values the datamodule knows (class names, task) to the model, as (source, target)
     or (source, target, compute_fn) where the source is a whole object (subclass mode: "data").
+    `command` is how help and error messages name the program. Options must be spelled out in
+    full: argparse's default would take `--trainer.max_epoch` silently as `--trainer.max_epochs`.
     """
 
-    def __init__(self, model_class, datamodule_class, links: tuple[tuple, ...] = (), **kwargs) -> None:
+    def __init__(self, model_class, datamodule_class, links: tuple[tuple, ...] = (), command: str = "deepbio",
+                 **kwargs) -> None:
         self.links = links
         kwargs.setdefault("seed_everything_default", 0)
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
+        kwargs["parser_kwargs"] = {"prog": command, "allow_abbrev": False, **kwargs.get("parser_kwargs", {})}
         super().__init__(model_class, datamodule_class, trainer_class=build_trainer, **kwargs)
 
     def instantiate_trainer(self, **kwargs):
@@ -50,3 +57,25 @@ class DeepBioCLI(LightningCLI):
         if self.trainer.is_global_zero and metrics.is_file():
             print(f"training curves: {plot_training_curves(metrics, Path(run_dir) / 'training_curves.png')}",
                   flush=True)
+
+
+def deepbio_error(error: BaseException | None) -> DeepBioError | None:
+    """Return the DeepBioError an exception is or was raised from (jsonargparse wraps those of configured classes)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, DeepBioError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def run_command_line(main: Callable[[], object]) -> None:
+    """Run a task's `main` as a command: an error deepbio raises on purpose ends it with its message alone (exit 1)."""
+    try:
+        main()
+    except Exception as error:
+        cause = deepbio_error(error)
+        if cause is None:
+            raise
+        sys.exit(f"error: {cause}")

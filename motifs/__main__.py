@@ -9,15 +9,16 @@ from __future__ import annotations
 
 from common.callbacks import PredictionsCSV
 from common.classifier import Classifier
-from common.cli import DeepBioCLI
+from common.cli import DeepBioCLI, run_command_line
 from motifs.data import MotifData
 
 
 def main(args=None) -> None:
     """Run the motif command line."""
-    DeepBioCLI(Classifier, MotifData, args=args, trainer_defaults={"callbacks": [PredictionsCSV()]},
+    DeepBioCLI(Classifier, MotifData, args=args, command="python -m motifs",
+               trainer_defaults={"callbacks": [PredictionsCSV()]},
                links=(("data.class_names", "model.class_names"), ("data.task", "model.task")))
 
 
 if __name__ == "__main__":
-    main()
+    run_command_line(main)

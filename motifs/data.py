@@ -369,4 +369,7 @@ class MotifData(L.LightningDataModule):
     def read_windows_file(self, path: str | Path) -> tuple[list[str], torch.Tensor]:
         """Return (names, one-hot (N, 4, L)) of a FASTA file of windows of this data's length (N -> zeros)."""
         names, sequences = read_fasta(path, self.hparams.index_dir)
-        return names, one_hot(sequence_codes(sequences, names, self.hparams.length))
+        try:
+            return names, one_hot(sequence_codes(sequences, names, self.hparams.length))
+        except DataError as error:
+            raise DataError(f"{path}: {error}") from error

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common.cli import DeepBioCLI
+from common.cli import DeepBioCLI, run_command_line
 from regression.data import RegressionData
 from regression.experiment import summarize_fit
 from regression.model import DenseRegressor
@@ -42,9 +42,9 @@ class RegressionCLI(DeepBioCLI):
 
 def main(args=None) -> None:
     """Run the regression command line."""
-    RegressionCLI(DenseRegressor, RegressionData, args=args,
+    RegressionCLI(DenseRegressor, RegressionData, args=args, command="python -m regression",
                   links=(("data.n_inputs", "model.n_inputs"), ("data.n_outputs", "model.n_outputs")))
 
 
 if __name__ == "__main__":
-    main()
+    run_command_line(main)

@@ -18,7 +18,7 @@ import torch
 
 from common.callbacks import PredictionsCSV
 from common.classifier import Classifier, load_classifier
-from common.cli import DeepBioCLI
+from common.cli import DeepBioCLI, run_command_line
 from common.plots import plot_confusion
 from rickmorty.explain import (confusion_matrices, error_galleries, frame_pictures, image_grid,
                               predict_probabilities, save_grad_cam)
@@ -69,9 +69,10 @@ def main(args=None) -> RickMortyCLI:
     # The data's class names and label mode go to a Classifier (other models take no labels).
     links = (("data", "model.init_args.class_names", lambda data: data.class_names),
              ("data", "model.init_args.task", lambda data: data.task))
-    return RickMortyCLI(L.LightningModule, L.LightningDataModule, args=args, subclass_mode_model=True,
-                        subclass_mode_data=True, trainer_defaults={"callbacks": [PredictionsCSV()]}, links=links)
+    return RickMortyCLI(L.LightningModule, L.LightningDataModule, args=args, command="python -m rickmorty",
+                        subclass_mode_model=True, subclass_mode_data=True,
+                        trainer_defaults={"callbacks": [PredictionsCSV()]}, links=links)
 
 
 if __name__ == "__main__":
-    main()
+    run_command_line(main)

@@ -42,3 +42,20 @@ def test_fit_then_predict_writes_predictions_csv(tmp_path):
         probs = [float(row[f"prob_{c}"]) for c in ("SOX17", "PRDM1", "random")]
         assert abs(sum(probs) - 1) < 1e-4 and row["label"] == ["SOX17", "PRDM1", "random"][probs.index(max(probs))]
 
+
+
+def test_a_bad_file_ends_the_command_with_one_clear_line(tmp_path):
+    short = tmp_path / "short.fa"
+    short.write_text(">short\nACGTACGTAC\n")
+    result = run_cli("predict", "--config", str(ROOT / "configs/motifs/course_synthetic.yaml"),
+                     "--data.predict_fasta", str(short), "--trainer.default_root_dir", str(tmp_path),
+                     "--data.index_dir", str(tmp_path / "index"), cwd=tmp_path)
+    assert result.returncode == 1
+    assert f"error: {short}: record 'short' is 10 bp long" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_help_names_the_command_and_options_are_spelled_out(tmp_path):
+    assert "usage: python -m motifs" in run_cli("--help", cwd=tmp_path).stdout
+    result = run_cli("fit", "--config", str(ROOT / "configs/motifs/course_synthetic.yaml"), "--trainer.max_epoch", "1",
+                     cwd=tmp_path)  # argparse would take the prefix of --trainer.max_epochs
+    assert result.returncode == 2 and "unrecognized arguments: --trainer.max_epoch" in result.stderr
