@@ -56,6 +56,9 @@ def with_lr_schedule(optimizer: torch.optim.Optimizer, schedule: str, total_step
     if schedule == "constant":
         return optimizer
     max_lr = [group["lr"] for group in optimizer.param_groups]
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=max(total_steps, 1),
-                                                    pct_start=warmup_fraction, cycle_momentum=False)
+    steps = max(total_steps, 1)
+    # OneCycleLR divides by the warm-up's length in steps minus one: a one-step warm-up (5 steps at 0.2) gets two.
+    warmup = warmup_fraction if warmup_fraction * steps != 1 else 2 / steps
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=steps, pct_start=warmup,
+                                                    cycle_momentum=False)
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

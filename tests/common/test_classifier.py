@@ -14,6 +14,7 @@ from common.checkpoints import remember_init_args
 from common.classifier import Classifier, balanced_weights, load_classifier
 from common.data import BatchTensors, batch_loader
 from common.errors import ConfigError, DataError
+from common.optim import with_lr_schedule
 from common.seeding import seed_everything
 from common.trainer import build_trainer
 
@@ -145,6 +146,17 @@ def test_one_cycle_schedule_warms_up_then_anneals_and_learns(tmp_path):
     assert float(trainer.callback_metrics["val_acc"]) > 0.8
     with pytest.raises(ConfigError, match="unknown lr_schedule"):
         Classifier(TinyBackbone(), CASES["binary"], lr_schedule="cosine")
+
+
+@pytest.mark.parametrize("steps", [1, 2, 5, 10])
+def test_one_cycle_schedule_runs_however_few_the_steps(steps):
+    parameter = torch.nn.Parameter(torch.ones(1))
+    optimizer = torch.optim.SGD([parameter], lr=0.1)
+    scheduler = with_lr_schedule(optimizer, "one_cycle", steps)["lr_scheduler"]["scheduler"]
+    for _ in range(steps - 1):  # 5 steps at the default fifth of warm-up divided by zero
+        optimizer.step()
+        scheduler.step()
+    assert optimizer.param_groups[0]["lr"] < 0.1 / 25 or steps == 1
 
 
 def test_balanced_weights_upweight_the_rare_class():
