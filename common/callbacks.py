@@ -122,7 +122,8 @@ class CompilePoolingWherePays(L.Callback):
         steps = trainer.estimated_stepping_batches * trainer.accumulate_grad_batches
         CompiledPooling.training_steps = {None: float(steps), True: math.inf, False: 0.0}[self.setting]
         if trainer.is_global_zero:
-            choice = {None: f"auto ({steps:,.0f} training steps)", True: "on", False: "off"}[self.setting]
+            choice = {None: f"auto (only layers that {steps:,.0f} training steps pay back)", True: "on",
+                      False: "off"}[self.setting]
             failure = f"; unavailable: {CompiledPooling.failure}" if CompiledPooling.failure else ""
             print(f"deepbio run: compiled max-pooling {choice}{failure}", flush=True)
 
