@@ -26,6 +26,7 @@ from torch import nn
 
 from common.cpu_linear import OneDnnLinear
 from common.errors import DataError
+from common.paths import data_path
 
 WEIGHTED = ("Dense", "Conv1D", "Conv2D", "Conv2DTranspose")
 SHAPE_ONLY = ("InputLayer", "Flatten", "Dropout", "Activation", "MaxPooling1D", "MaxPooling2D")
@@ -182,10 +183,13 @@ def _read_weights(path: Path, handle, name: str) -> list[np.ndarray]:
 
 
 def read_keras_model(path: str | Path) -> KerasModel:
-    """Parse a keras 2.x HDF5 file (architecture and weights); raise KerasImportError if it is unusable."""
+    """Parse a keras 2.x HDF5 file (architecture and weights); raise KerasImportError if it is unusable.
+
+    A "course:<relative>" path names a file of the course data (common.paths.data_path).
+    """
     import h5py  # only the keras import needs HDF5
 
-    path = Path(path)
+    path = data_path(path)
     if not path.is_file():
         raise _fail(path, "does not exist")
     try:
