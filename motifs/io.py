@@ -20,6 +20,19 @@ def default_index_dir() -> Path:
     return Path(os.environ.get("DEEPBIO_CACHE", Path.home() / ".cache" / "deepbio")) / "fasta_index"
 
 
+def plain_file(path: str | Path, kind: str) -> Path:
+    """Return the path of an existing, uncompressed file (course: paths resolved); else raise DataError saying why."""
+    path = data_path(path)
+    if path.is_dir():
+        raise DataError(f"{kind} file {path} is a folder: give the file itself")
+    if not path.is_file():
+        raise DataError(f"{kind} file {path} does not exist")
+    with open(path, "rb") as handle:
+        if handle.read(2) == b"\x1f\x8b":
+            raise DataError(f"{kind} file {path} is gzip-compressed: decompress it first (gunzip -k {path.name})")
+    return path
+
+
 def open_fasta(path: str | Path, index_dir: str | Path | None = None) -> pyfaidx.Fasta:
     """Open an indexed FASTA (upper-cased, so soft-masked bases are accepted).
 
@@ -28,9 +41,7 @@ def open_fasta(path: str | Path, index_dir: str | Path | None = None) -> pyfaidx
     read-only or shared. Errors name the file and what to do. "course:ChIP/SOX17.fa" is a file
     of the course data (common.paths.data_path).
     """
-    path = data_path(path)
-    if not path.is_file():
-        raise DataError(f"FASTA file {path} does not exist")
+    path = plain_file(path, "FASTA")
     if path.stat().st_size == 0:
         raise DataError(f"FASTA file {path} is empty: it holds no records")
     beside = Path(f"{path}.fai")
@@ -49,7 +60,9 @@ def open_fasta(path: str | Path, index_dir: str | Path | None = None) -> pyfaidx
         fasta = pyfaidx.Fasta(str(path), indexname=str(index), sequence_always_upper=True, as_raw=True,
                               read_long_names=False)
     except pyfaidx.FastaIndexingError as error:
-        raise DataError(f"{path} is not a valid FASTA file: {error}") from None
+        # pyfaidx needs every line of a record but its last to have one length.
+        fix = " (rewrap it to one line length, e.g. `seqkit seq -w 60`)" if "Line length" in str(error) else ""
+        raise DataError(f"{path} is not a valid FASTA file: {error}{fix}") from None
     except ValueError as error:  # pyfaidx reports duplicate names as ValueError
         duplicate = re.search(r"Duplicate key \"?([^\"\s]+)", str(error))
         name = duplicate.group(1) if duplicate else str(error)
@@ -89,9 +102,7 @@ def read_bed(path: str | Path) -> list[Interval]:
 
     "course:<relative>" is a file of the course data, as for open_fasta.
     """
-    path = data_path(path)
-    if not path.is_file():
-        raise DataError(f"BED file {path} does not exist")
+    path = plain_file(path, "BED")
     intervals = []
     with open(path) as handle:
         for number, line in enumerate(handle, start=1):

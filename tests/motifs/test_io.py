@@ -1,6 +1,7 @@
 """FASTA and BED reading on small files the tests write, and the clear errors bad input must give."""
 from __future__ import annotations
 
+import gzip
 import os
 import stat
 
@@ -81,6 +82,18 @@ def test_bad_fasta_files_give_clear_errors(tmp_path, content, message):
     with pytest.raises(DataError, match=message) as error:
         read_fasta(path, index_dir=tmp_path / "index")
     assert "bad.fa" in str(error.value)
+
+
+def test_compressed_folder_and_unevenly_wrapped_inputs_say_what_to_do(tmp_path):
+    packed = tmp_path / "peaks.fa.gz"
+    packed.write_bytes(gzip.compress(b">a\nACGT\n"))
+    with pytest.raises(DataError, match=r"peaks\.fa\.gz is gzip-compressed: decompress it first"):
+        read_fasta(packed, index_dir=tmp_path / "index")
+    with pytest.raises(DataError, match="is a folder: give the file itself"):
+        read_bed(tmp_path)
+    uneven = write(tmp_path / "uneven.fa", ">a\nACGTACGT\nACG\nACGTACGT\n")
+    with pytest.raises(DataError, match="rewrap it"):
+        read_fasta(uneven, index_dir=tmp_path / "index")
 
 
 def test_an_unwritable_index_location_names_the_fasta_and_the_fix(tmp_path):
