@@ -67,7 +67,9 @@ def decode_frame(data: bytes, path: Path, size: tuple[int, int] = FRAME_SIZE
     try:
         image = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.UNCHANGED)
     except (RuntimeError, ValueError) as error:
-        reason = str(error).rsplit(",", 1)[-1].strip() or type(error).__name__
+        reason = str(error).split(", ", 2)[-1].strip() or type(error).__name__  # torchvision: "function, file:line, what"
+        if reason.startswith("Unsupported image file"):
+            reason = "not a JPEG, PNG, WebP or GIF: damaged, or another format under this name"
         return None, [FileIssue(str(path), f"cannot be decoded as an image ({reason})", "skipped")]
     issues = []
     if image.dim() == 4:  # animated GIF/WebP: keep the first frame

@@ -44,6 +44,9 @@ def test_bad_files_are_reported_by_name_and_converted_or_skipped(tmp_path):
     for name in ("corrupt.jpg", "fake.jpg"):
         image, issues = results[name]
         assert image is None and issues[0].action == "skipped" and name in issues[0].path
+    assert "truncated" in results["corrupt.jpg"][1][0].problem
+    assert results["fake.jpg"][1][0].problem == ("cannot be decoded as an image (not a JPEG, PNG, WebP or GIF: damaged, "
+                                                 "or another format under this name)")
     assert results["good.jpg"][1] == [] and results["frame.png"][1] == []
     assert torch.equal(results["frame.png"][0], frame)  # PNG is lossless: read as it is
     assert "grayscale" in results["grey.png"][1][0].problem
