@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 import lightning as L
@@ -67,27 +68,32 @@ def read_xy_csv(path: str | Path, x_columns: list[str], y_columns: list[str]) ->
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path} does not exist")
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in [*x_columns, *y_columns] if c not in (reader.fieldnames or [])]
+    columns = [*x_columns, *y_columns]
+    # utf-8-sig drops the byte-order mark spreadsheet programs write; names are compared without spaces.
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle, skipinitialspace=True)
+        if reader.fieldnames is None:
+            raise DataError(f"{path} is empty: it needs a header line naming the columns, then one row per sample")
+        reader.fieldnames = [name.strip() for name in reader.fieldnames]
+        missing = [c for c in columns if c not in reader.fieldnames]
         if missing:
             raise DataError(f"{path}: columns {missing} not found; the header has {reader.fieldnames}")
         rows = []
         for line, row in enumerate(reader, start=2):
-            try:
-                rows.append([float(row[c]) for c in [*x_columns, *y_columns]])
-            except (TypeError, ValueError):
-                bad = next(c for c in [*x_columns, *y_columns] if not _is_number(row[c]))
-                raise DataError(f"{path}, line {line}: column {bad!r} is not a number: {row[bad]!r}") from None
-    table = np.array(rows, dtype=np.float64).reshape(-1, len(x_columns) + len(y_columns))
+            if None in (row[c] for c in columns):
+                raise DataError(f"{path}, line {line}: fewer fields than the header ({len(reader.fieldnames)})")
+            bad = next((c for c in columns if not _is_finite_number(row[c])), None)
+            if bad is not None:
+                raise DataError(f"{path}, line {line}: column {bad!r} is not a finite number: {row[bad]!r}")
+            rows.append([float(row[c]) for c in columns])
+    table = np.array(rows, dtype=np.float64).reshape(-1, len(columns))
     return validate_xy(table[:, :len(x_columns)], table[:, len(x_columns):], str(path))
 
 
-def _is_number(text) -> bool:
+def _is_finite_number(text: str) -> bool:
     try:
-        float(text)
-        return True
-    except (TypeError, ValueError):
+        return math.isfinite(float(text))
+    except ValueError:
         return False
 
 

@@ -40,10 +40,29 @@ def test_unknown_activation_and_function():
 def test_csv_with_a_bad_cell_names_file_line_and_column(tmp_path):
     path = tmp_path / "data.csv"
     path.write_text("dose,response\n1,2\n2,abc\n")
-    with pytest.raises(DataError, match=r"data.csv, line 3: column 'response' is not a number: 'abc'"):
+    with pytest.raises(DataError, match=r"data.csv, line 3: column 'response' is not a finite number: 'abc'"):
         RegressionData(csv_path=str(path), x_columns=["dose"], y_columns=["response"])
     with pytest.raises(DataError, match=r"columns \['weight'\] not found"):
         RegressionData(csv_path=str(path), x_columns=["weight"], y_columns=["response"])
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "data.csv is empty: it needs a header line"),
+    ("dose,response\n1,2\n3\n", r"data.csv, line 3: fewer fields than the header \(2\)"),
+    ("dose,response\n1,2\n3,nan\n", r"data.csv, line 3: column 'response' is not a finite number: 'nan'"),
+])
+def test_csv_files_with_missing_values_say_where(tmp_path, text, message):
+    path = tmp_path / "data.csv"
+    path.write_text(text)
+    with pytest.raises(DataError, match=message):
+        RegressionData(csv_path=str(path), x_columns=["dose"], y_columns=["response"])
+
+
+def test_csv_from_a_spreadsheet_is_read_despite_its_byte_order_mark_and_spaces(tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_text("\ufeffdose, response\n" + "".join(f"{i}, {i ** 0.5}\n" for i in range(20)), encoding="utf-8")
+    data = RegressionData(csv_path=str(path), x_columns=["dose"], y_columns=["response"], val_fraction=0.2)
+    assert len(data.x_train) == 16 and float(data.y_train.max()) > 4  # sqrt(19) = 4.36
 
 
 def test_csv_data_is_read_and_split(tmp_path):
