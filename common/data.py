@@ -1,12 +1,28 @@
-"""Data helpers shared by the tasks: whole-batch tensor loading and reproducible splits."""
+"""Data helpers shared by the tasks: CSV tables, whole-batch tensor loading and reproducible splits."""
 from __future__ import annotations
 
+import csv
 from functools import partial
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler, get_worker_info
+
+
+def read_csv_table(path: Path) -> tuple[list[str] | None, list[dict[str, str | None]]]:
+    """Return a CSV file's column names (None if the file is empty) and rows; missing fields are None.
+
+    Read as spreadsheet programs write CSV: a leading byte-order mark is dropped, and spaces around
+    names and after commas are ignored.
+    """
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle, skipinitialspace=True)
+        if reader.fieldnames is None:
+            return None, []
+        reader.fieldnames = [name.strip() for name in reader.fieldnames]
+        return reader.fieldnames, list(reader)
 
 
 class BatchTensors(Dataset):

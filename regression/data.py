@@ -1,7 +1,6 @@
 """RegressionData: x ~ U(low, high) (optionally with gaps), y = f(x); or x/y columns from a CSV file."""
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 
@@ -9,7 +8,7 @@ import lightning as L
 import numpy as np
 import torch
 
-from common.data import BatchTensors, batch_loader, random_split_indices, step_batches_loader
+from common.data import BatchTensors, batch_loader, random_split_indices, read_csv_table, step_batches_loader
 from common.errors import ConfigError, DataError
 from regression.targets import apply_target
 
@@ -69,23 +68,20 @@ def read_xy_csv(path: str | Path, x_columns: list[str], y_columns: list[str]) ->
     if not path.is_file():
         raise DataError(f"{path} does not exist")
     columns = [*x_columns, *y_columns]
-    # utf-8-sig drops the byte-order mark spreadsheet programs write; names are compared without spaces.
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle, skipinitialspace=True)
-        if reader.fieldnames is None:
-            raise DataError(f"{path} is empty: it needs a header line naming the columns, then one row per sample")
-        reader.fieldnames = [name.strip() for name in reader.fieldnames]
-        missing = [c for c in columns if c not in reader.fieldnames]
-        if missing:
-            raise DataError(f"{path}: columns {missing} not found; the header has {reader.fieldnames}")
-        rows = []
-        for line, row in enumerate(reader, start=2):
-            if None in (row[c] for c in columns):
-                raise DataError(f"{path}, line {line}: fewer fields than the header ({len(reader.fieldnames)})")
-            bad = next((c for c in columns if not _is_finite_number(row[c])), None)
-            if bad is not None:
-                raise DataError(f"{path}, line {line}: column {bad!r} is not a finite number: {row[bad]!r}")
-            rows.append([float(row[c]) for c in columns])
+    header, table_rows = read_csv_table(path)
+    if header is None:
+        raise DataError(f"{path} is empty: it needs a header line naming the columns, then one row per sample")
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise DataError(f"{path}: columns {missing} not found; the header has {header}")
+    rows = []
+    for line, row in enumerate(table_rows, start=2):
+        if None in (row[c] for c in columns):
+            raise DataError(f"{path}, line {line}: fewer fields than the header ({len(header)})")
+        bad = next((c for c in columns if not _is_finite_number(row[c])), None)
+        if bad is not None:
+            raise DataError(f"{path}, line {line}: column {bad!r} is not a finite number: {row[bad]!r}")
+        rows.append([float(row[c]) for c in columns])
     table = np.array(rows, dtype=np.float64).reshape(-1, len(columns))
     return validate_xy(table[:, :len(x_columns)], table[:, len(x_columns):], str(path))
 

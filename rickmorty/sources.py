@@ -1,10 +1,10 @@
 """Where labelled frames come from: the course's folders, a folder-per-class tree, or a CSV of path,labels."""
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from common.data import read_csv_table
 from common.errors import ConfigError, DataError
 from rickmorty.images import FileIssue, list_images
 
@@ -96,12 +96,11 @@ def read_label_rows(path: Path) -> list[tuple[str, list[str]]]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"labels CSV {path} does not exist")
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        if not {"path", "label"} <= set(reader.fieldnames or []):
-            raise DataError(f"{path}: needs the columns 'path' and 'label', the header has {reader.fieldnames}")
-        rows = [(row["path"], [x.strip() for x in (row["label"] or "").split(MULTILABEL_SEPARATOR) if x.strip()])
-                for row in reader]
+    header, table_rows = read_csv_table(path)
+    if not {"path", "label"} <= set(header or []):
+        raise DataError(f"{path}: needs the columns 'path' and 'label', the header has {header}")
+    rows = [(row["path"] or "", [x.strip() for x in (row["label"] or "").split(MULTILABEL_SEPARATOR) if x.strip()])
+            for row in table_rows]
     if not rows:
         raise DataError(f"{path} has no rows")
     return rows

@@ -81,7 +81,8 @@ def test_labels_csv_for_multilabel(tmp_path, frame_tree):
 
 
 def test_a_labels_csv_alone_is_read_and_its_missing_files_reported_through_the_cache(tmp_path, frame_tree):
-    rows = ["path,label"] + [f"{os.path.relpath(p, tmp_path)},{p.parent.name}" for p in sorted(frame_tree.rglob("*.jpg"))]
+    rows = ["\ufeffpath, label"] + [f"{os.path.relpath(p, tmp_path)}, {p.parent.name}"  # as a spreadsheet saves it
+                                     for p in sorted(frame_tree.rglob("*.jpg"))]
     listed, more = tmp_path / "labels.csv", tmp_path / "labels_more.csv"
     listed.write_text("\n".join(rows) + "\n")
     more.write_text("\n".join(rows + ["missing.jpg,rick"]) + "\n")
