@@ -174,7 +174,7 @@ class CastWeightsOnceForEval(L.Callback):
 
 
 class RunInfo(L.Callback):
-    """Log and save (run_info.json) the device, precision and data source a run really used."""
+    """Log and save (run_info.json) the device, precision and data source (and predict input) a run really used."""
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         """Record what this run uses, once, on the main process."""
@@ -191,6 +191,8 @@ class RunInfo(L.Callback):
             "cpu_heap_reuse": heap_reuse_enabled(),
             "onednn_linear_inference": isinstance(trainer.accelerator, CPUAccelerator) and onednn_linear_inference(),
             "data_source": getattr(datamodule, "data_source", "given by the caller"),
+            **({"predict_source": getattr(datamodule, "predict_source", "given by the caller")}
+               if stage == "predict" else {}),
             "run_dir": trainer.log_dir,
         }
         # trainer.log_dir is a collective under DDP: read it once, on every rank (above).

@@ -352,6 +352,11 @@ class MotifData(L.LightningDataModule):
         """Return test batches (x, y)."""
         return self._loader("test")
 
+    @property
+    def predict_source(self) -> str | None:
+        """Say what predict runs on (logged with a predict run): predict_fasta."""
+        return shown_path(self.hparams.predict_fasta) if self.hparams.predict_fasta else None
+
     def predict_dataloader(self):
         """Return batches (x,) of predict_fasta, in file order."""
         return batch_loader(BatchTensors(self.predict_x), self.hparams.batch_size)

@@ -177,5 +177,12 @@ class RegressionData(L.LightningDataModule):
         return batch_loader(BatchTensors(torch.from_numpy(self.x_val), torch.from_numpy(self.y_val)),
                             self.hparams.eval_batch_size)
 
+    @property
+    def predict_source(self) -> str:
+        """Say what predict runs on (logged with a predict run)."""
+        hp = self.hparams
+        return (f"the grid {hp.predict_low}..{hp.predict_high} step {hp.predict_step}" if self.n_inputs == 1
+                else "the validation inputs")
+
     def predict_dataloader(self):
         return batch_loader(BatchTensors(torch.from_numpy(self.predict_inputs())), self.hparams.eval_batch_size)

@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from common.data import BatchTensors, batch_loader, group_split_indices, random_split_indices
 from common.errors import ConfigError, DataError
-from common.paths import course_data, data_path
+from common.paths import course_data, data_path, shown_path
 from rickmorty.audit import Frames, collapse_duplicates, scene_groups
 from rickmorty.augment import augmentation
 from rickmorty.images import FRAME_SIZE, as_float, read_folder, read_frame, warn_issues
@@ -178,6 +178,11 @@ class FrameData(L.LightningDataModule):
         source = f"synthetic frames (n={self.synthetic_count}, seed={self.seed})" if self.synthetic else str(
             self.labels_csv or self.root)
         return f"{source}; task {self.task}; {self.split} split; {self.loading} loading"
+
+    @property
+    def predict_source(self) -> str | None:
+        """Say what predict runs on (logged with a predict run): predict_dir."""
+        return shown_path(self.predict_dir) if self.predict_dir else None
 
     # ---- loading and splitting -------------------------------------------------------------
     def load_frames(self) -> Frames:

@@ -34,6 +34,7 @@ def test_fit_then_predict_writes_predictions_csv(tmp_path):
     predict = run_cli("predict", "--config", config, "--ckpt_path", str(ckpt), "--data.predict_fasta", str(query),
                       *common, cwd=tmp_path)
     assert predict.returncode == 0, predict.stderr[-3000:]
+    assert f"predict_source={query}" in predict.stdout  # the run log names the file predicted on
     with open(tmp_path / "motifs_course_synthetic" / "version_1" / "predictions.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert list(rows[0]) == ["name", "prob_SOX17", "prob_PRDM1", "prob_random", "label"]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import warnings
 from pathlib import Path
 
@@ -37,6 +38,7 @@ def test_fit_then_predict_writes_the_predictions_contract(tmp_path, frame_tree):
               "--data.predict_dir", str(frame_tree / "rick")])
     assert not [w for w in caught if "dirpath has changed" in str(w.message)]  # predict writes no checkpoints
     out = tmp_path / "rickmorty_cnn_synthetic" / "version_1"
+    assert json.loads((out / "run_info_predict.json").read_text())["predict_source"] == str(frame_tree / "rick")
     with open(out / "predictions.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert list(rows[0]) == ["file", "prob_rick", "prob_morty", "label"]
