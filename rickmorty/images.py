@@ -39,7 +39,8 @@ def list_images(folder: Path) -> tuple[list[Path], list[FileIssue]]:
         if path.suffix.lower() in IMAGE_SUFFIXES:
             images.append(path)
         else:
-            others.append(FileIssue(str(path), f"not an image file ({path.suffix or 'no suffix'})", "skipped"))
+            others.append(FileIssue(str(path), f"not a JPEG, PNG, WebP or GIF file ({path.suffix or 'no suffix'}; "
+                                               "convert other images to PNG)", "skipped"))
     return images, others
 
 

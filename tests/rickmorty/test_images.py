@@ -40,6 +40,7 @@ def test_bad_files_are_reported_by_name_and_converted_or_skipped(tmp_path):
 
     images, others = list_images(folder)
     assert [o.path for o in others] == [str(folder / "notes.txt")] and others[0].action == "skipped"
+    assert others[0].problem == "not a JPEG, PNG, WebP or GIF file (.txt; convert other images to PNG)"
     results = {p.name: read_frame(p) for p in images}
     for name in ("corrupt.jpg", "fake.jpg"):
         image, issues = results[name]
