@@ -209,6 +209,13 @@ class Classifier(L.LightningModule):
         checkpoint["backbone_spec"] = module_spec(self.backbone)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        saved = checkpoint.get("hyper_parameters", {})
+        trained_for = (saved.get("task"), list(saved.get("class_names", [])))
+        if "class_names" in saved and trained_for != (self.task, self.class_names):
+            # Otherwise the head's shape mismatch surfaces as a size error deep in load_state_dict.
+            raise ConfigError(f"the checkpoint was trained for a {trained_for[0]} task with classes {trained_for[1]}, "
+                              f"but this run builds {self.task} with {self.class_names}: run it with the config it "
+                              "was trained with (config.yaml in its run folder)")
         # 'balanced' weights are derived from the training data, so the saved buffer decides its size.
         self.loss_weights = checkpoint["state_dict"]["loss_weights"].to(self.loss_weights.device)
 

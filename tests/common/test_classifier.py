@@ -123,6 +123,17 @@ def test_a_fit_logs_nothing_a_user_cannot_act_on(tmp_path):
     assert int(model.last_metrics["val_confusion"].sum()) == 256  # the epoch's scores: every row, once
 
 
+def test_a_checkpoint_of_another_task_is_refused_naming_both(tmp_path):
+    trainer = build_trainer(max_epochs=1, default_root_dir=str(tmp_path), enable_progress_bar=False, logger=False)
+    trainer.fit(Classifier(TinyBackbone(), CASES["binary"], task="binary"), ToyData("binary"))
+    other = Classifier(TinyBackbone(), CASES["multiclass"], task="multiclass")
+    frames = batch_loader(BatchTensors(torch.randn(4, 8)), 4)
+    predictor = build_trainer(default_root_dir=str(tmp_path), logger=False, enable_progress_bar=False)
+    with pytest.raises(ConfigError, match=r"trained for a binary task with classes \['negative', 'positive'\], but "
+                                          r"this run builds multiclass with \['low', 'mid', 'high'\]"):
+        predictor.predict(other, frames, ckpt_path=trainer.checkpoint_callback.last_model_path)
+
+
 class RecordLearningRate(L.Callback):
     """Record the optimiser's learning rate before every training batch."""
 
