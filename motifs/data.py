@@ -197,16 +197,26 @@ class MotifData(L.LightningDataModule):
         if hp.labelled_bed:
             names, sequences, intervals = self._cut_bed(hp.labelled_bed)
             labels_per_window = [self._bed_labels(i) for i in intervals]
+            codes = self._encode(hp.labelled_bed, sequences, names)
         else:
-            names, sequences, labels_per_window = [], [], []
+            names, parts, labels_per_window = [], [], []
             for class_name, path in hp.sources.items():
                 class_names, class_sequences = self._read_source(str(path))
                 keep = self._subsample(len(class_names))
                 names += [class_names[i] for i in keep]
-                sequences += [class_sequences[i] for i in keep]
+                parts.append(self._encode(path, [class_sequences[i] for i in keep], [class_names[i] for i in keep]))
                 labels_per_window += [[class_name]] * len(keep)
-        codes = sequence_codes(sequences, names, hp.length)
+            codes = np.concatenate(parts)
         return self._labelled(names, codes, labels_per_window)
+
+    def _encode(self, source: str, sequences: list[str], names: list[str]) -> np.ndarray:
+        """Return (N, length) codes of one file's windows; errors name the file."""
+        if not sequences:
+            return np.zeros((0, self.hparams.length), dtype=np.uint8)
+        try:
+            return sequence_codes(sequences, names, self.hparams.length)
+        except DataError as error:
+            raise DataError(f"{source}: {error}") from error
 
     def _subsample(self, n: int) -> np.ndarray:
         limit = self.hparams.max_per_class
@@ -374,7 +384,4 @@ class MotifData(L.LightningDataModule):
     def read_windows_file(self, path: str | Path) -> tuple[list[str], torch.Tensor]:
         """Return (names, one-hot (N, 4, L)) of a FASTA file of windows of this data's length (N -> zeros)."""
         names, sequences = read_fasta(path, self.hparams.index_dir)
-        try:
-            return names, one_hot(sequence_codes(sequences, names, self.hparams.length))
-        except DataError as error:
-            raise DataError(f"{path}: {error}") from error
+        return names, one_hot(self._encode(str(path), sequences, names))

@@ -154,3 +154,12 @@ def test_predict_fasta_keeps_names_and_checks_length(tmp_path):
     bad = write_fasta(tmp_path / "short.fa", [("ok", random_dna(rng, 200)), ("tiny", "ACGT")])
     with pytest.raises(DataError, match="'tiny' is 4 bp long.*200 bp"):
         MotifData(predict_fasta=bad, index_dir=str(tmp_path / "index")).setup("predict")
+
+
+def test_a_source_with_a_window_of_another_length_is_named(tmp_path):
+    rng = np.random.default_rng(0)
+    good = write_fasta(tmp_path / "sox17.fa", [(f"chr1:{i}-{i + 200}", random_dna(rng, 200)) for i in range(0, 4000, 200)])
+    bad = write_fasta(tmp_path / "prdm1.fa", [("chr2:0-200", random_dna(rng, 200)), ("chr2:300-450", random_dna(rng, 150))])
+    data = MotifData(sources={"SOX17": good, "PRDM1": bad}, split="random", index_dir=str(tmp_path / "index"))
+    with pytest.raises(DataError, match=r"prdm1\.fa: record 'chr2:300-450' is 150 bp long"):
+        data.setup("fit")
