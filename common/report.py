@@ -8,13 +8,21 @@ from pathlib import Path
 
 
 @dataclass
+class Figure:
+    """A PNG picture and the sentence printed under it: what it shows and what to look for."""
+
+    path: Path
+    caption: str
+
+
+@dataclass
 class Section:
-    """One part of a report: a title, a paragraph, a table of metrics and pictures (PNG paths)."""
+    """One part of a report: a title, a paragraph, a table of metrics and pictures with captions."""
 
     title: str
     text: str = ""
     metrics: dict[str, float | str] = field(default_factory=dict)
-    images: list[Path] = field(default_factory=list)
+    images: list[Figure] = field(default_factory=list)
     seconds: float = 0.0
 
 
@@ -26,23 +34,26 @@ def _metric_table(metrics: dict) -> str:
     return f"<table>{rows}</table>" if rows else ""
 
 
-def _image(path: Path) -> str:
-    data = base64.b64encode(Path(path).read_bytes()).decode()
-    return (f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(Path(path).name)}">'
-            f"<figcaption>{html.escape(Path(path).name)}</figcaption></figure>")
+def _image(figure: Figure) -> str:
+    data = base64.b64encode(Path(figure.path).read_bytes()).decode()
+    return (f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(figure.caption)}">'
+            f"<figcaption>{html.escape(figure.caption)} <span class='file'>({html.escape(Path(figure.path).name)})"
+            "</span></figcaption></figure>")
 
 
-def write_report(sections: list[Section], path: str | Path, title: str = "deepbio tour") -> Path:
-    """Write an HTML page (images embedded, so it opens anywhere) and return its path."""
+def write_report(sections: list[Section], path: str | Path, title: str = "deepbio tour", note: str = "") -> Path:
+    """Write an HTML page (images embedded, so it opens anywhere) and return its path; `note` goes under the title."""
     body = "".join(
-        f"<section><h2>{html.escape(s.title)}</h2><p class='time'>{s.seconds:.1f} s</p>"
-        f"<p>{html.escape(s.text)}</p>{_metric_table(s.metrics)}{''.join(_image(i) for i in s.images)}</section>"
+        f"<section><h2>{html.escape(s.title)}</h2>"
+        + (f"<p class='time'>{s.seconds:.1f} s</p>" if s.seconds else "")
+        + f"<p>{html.escape(s.text)}</p>{_metric_table(s.metrics)}{''.join(_image(i) for i in s.images)}</section>"
         for s in sections)
     style = ("body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}"
              "table{border-collapse:collapse;margin:.5em 0}td{border:1px solid #ccc;padding:2px 8px}"
-             "img{max-width:100%;border:1px solid #eee}figure{margin:.5em 0}.time{color:#888}")
+             "img{max-width:100%;border:1px solid #eee}figure{margin:.5em 0}.time,.file,.note{color:#888}")
+    note_html = f"<p class='note'>{html.escape(note)}</p>" if note else ""
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>")
+            f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>{note_html}{body}</body></html>")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page)

@@ -81,7 +81,7 @@ def plot_attribution(x: np.ndarray, importance: np.ndarray, path: str | Path, ti
 def plot_filter_logos(pfms: np.ndarray, path: str | Path, titles: list[str] | None = None, columns: int = 5) -> Path:
     """Save information-content logos of (F, W, 4) frequency matrices in a grid."""
     rows = -(-len(pfms) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 1.6 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 1.9 * rows), squeeze=False)
     for index, ax in enumerate(axes.flat):
         if index >= len(pfms):
             ax.axis("off")
@@ -90,4 +90,7 @@ def plot_filter_logos(pfms: np.ndarray, path: str | Path, titles: list[str] | No
         ax.set_ylim(0, 2)
         ax.set_xticks([])
         ax.set_title(titles[index] if titles else f"filter {index}", fontsize=8)
+        if index % columns == 0:
+            ax.set_ylabel("bits", fontsize=8)
+    fig.tight_layout(h_pad=1.2)  # each title clear of the panel above
     return save_figure(fig, path)

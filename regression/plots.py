@@ -16,7 +16,8 @@ def plot_fit(grid: np.ndarray, net: np.ndarray, linear: np.ndarray, truth: np.nd
     for gap in gaps or []:
         ax.axvspan(gap[0], gap[1], color="orange", alpha=0.15, label="gap (no training data)")
     order = np.argsort(x_train[:, 0])
-    ax.plot(x_train[order, 0], y_train[order, 0], ".", color="grey", ms=3, alpha=0.6, label="training data")
+    ax.plot(x_train[order, 0], y_train[order, 0], ".", color="grey", ms=3, alpha=0.6, label="training data",
+            zorder=3)  # above the curves, which would hide them
     if truth is not None:
         ax.plot(grid, truth, "k--", lw=1, label="truth")
     ax.plot(grid, linear, color="tab:blue", label="linear fit")

@@ -8,7 +8,7 @@ import torch
 
 from common.classifier import Classifier
 from common.plots import plot_confusion
-from common.report import Section
+from common.report import Figure, Section
 from common.trainer import build_trainer
 from rickmorty.data import FrameData
 from rickmorty.explain import (confusion_matrices, error_galleries, feature_maps, grad_cam, heat_in_mask,
@@ -36,11 +36,20 @@ def run_tour(run_dir: Path, frames: int = 1000, epochs: int = 4) -> list[Section
     trainer.fit(model, data)
     model = model.float().eval()
     images, targets, names = data.part_frames("val")
-    metrics = {k: round(model.last_metrics[f"val_{k}"].item(), 3) for k in ("acc", "bal_acc", "auroc", "f1")}
+    labels = {"acc": "validation accuracy", "bal_acc": "validation balanced accuracy", "auroc": "validation AUROC",
+              "f1": "validation F1 (rick)"}
+    metrics = {labels[k]: round(model.last_metrics[f"val_{k}"].item(), 3) for k in labels}
+    share = float(targets.float().mean())
+    metrics.update({"majority-class rate (accuracy by always guessing it)": round(max(share, 1 - share), 3),
+                    "validation frames (held out from training)": len(targets)})
     probs = predict_probabilities(model, images)
-    pictures = error_galleries(model, images, probs, targets, run_dir)
-    title, matrix, labels = confusion_matrices(model, probs, targets)[0]
-    pictures.append(plot_confusion(matrix, labels, run_dir / "confusion.png", title))
+    galleries = error_galleries(model, images, probs, targets, run_dir)
+    title, matrix, classes = confusion_matrices(model, probs, targets)[0]
+    pictures = [Figure(path, "Validation frames the model got right and wrong (true/false positives and negatives) "
+                             "with its probability of 'rick': the errors show what confuses it.") for path in galleries]
+    confusion = plot_confusion(matrix, classes, run_dir / "confusion.png", f"'{title}' on validation frames")
+    pictures.append(Figure(confusion, "Confusion matrix on the validation frames: rows are the truth, columns the "
+                                      "prediction."))
     trained_seconds = time.time() - start
 
     start = time.time()
@@ -49,13 +58,22 @@ def run_tour(run_dir: Path, frames: int = 1000, epochs: int = 4) -> list[Section
     shown = images[with_rick]
     trained = grad_cam_check(model, shown, masks, "rick")
     untrained = grad_cam_check(Classifier(CourseCNN(), data.class_names).eval(), shown, masks, "rick")
-    check = {**{f"trained_{k}": round(v, 3) for k, v in trained.items()},
-             **{f"untrained_{k}": round(v, 3) for k, v in untrained.items()},
-             "chance (mask area fraction)": round(mask_area_fraction(masks), 3), "frames_with_rick": len(shown)}
-    cam_pictures = [save_grad_cam(model, shown[:8], "rick", run_dir / "grad_cam_rick.png",
-                                  [n for n, r in zip(names, with_rick.tolist()) if r][:8]),
-                    save_feature_maps(feature_maps(model, shown[0], model.backbone.features[0]),
-                                      run_dir / "feature_maps_conv1.png", "first convolution, one frame")]
+    measures = {"pointing_game": "pointing game: heat peak inside the rick", "heat_in_mask": "share of heat inside "
+                "the rick", "blank_maps": "share of blank maps (no positive evidence)"}
+    check = {**{f"trained: {measures[k]}": round(v, 3) for k, v in trained.items()},
+             **{f"untrained: {measures[k]}": round(v, 3) for k, v in untrained.items()},
+             "chance (mask area fraction)": round(mask_area_fraction(masks), 3),
+             "validation frames with a rick": len(shown)}
+    first_name = [n for n, r in zip(names, with_rick.tolist()) if r][0]
+    cam_pictures = [
+        Figure(save_grad_cam(model, shown[:8], "rick", run_dir / "grad_cam_rick.png",
+                             [n for n, r in zip(names, with_rick.tolist()) if r][:8]),
+               "Grad-CAM heat for 'rick' on 8 validation frames with a rick: red marks the regions that raise the "
+               "score most. Where the heat sits (head, coat, legs, or background) shows what the model uses."),
+        Figure(save_feature_maps(feature_maps(model, shown[0], model.backbone.features[0]),
+                                 run_dir / "feature_maps_conv1.png", f"first convolution on {first_name}"),
+               f"The 20 maps of the first convolution on frame {first_name} (yellow: strong response). Each filter "
+               "responds to its own colours or edges; a dark map is a filter this frame does not excite.")]
     return [
         Section("Rick and Morty frames: the course CNN on synthetic frames",
                 f"The course CNN (3 conv layers, Dense 100, dropout) learns 'is there a rick?' from {frames} "

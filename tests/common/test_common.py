@@ -15,7 +15,7 @@ from common.devices import resolve_accelerator, resolve_precision
 from common.errors import ConfigError, DataError
 from common.paths import course_data, data_root
 from common.plots import plot_confusion, plot_training_curves
-from common.report import Section, write_report
+from common.report import Figure, Section, write_report
 from common.summary import summarize
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,9 +82,11 @@ def test_plots_and_report_are_written(tmp_path):
     curves = plot_training_curves(metrics, tmp_path / "curves.png")
     confusion = plot_confusion(np.array([[5, 1], [2, 7]]), ["a", "b"], tmp_path / "cm.png")
     assert curves.stat().st_size > 1000 and confusion.stat().st_size > 1000
-    page = write_report([Section("Demo", "text <b>", {"acc": 0.5}, [curves])], tmp_path / "report.html")
+    page = write_report([Section("Demo", "text <b>", {"acc": 0.5}, [Figure(curves, "Loss per epoch.")])],
+                        tmp_path / "report.html", note="Made today.")
     content = page.read_text()
     assert "data:image/png;base64," in content and "text &lt;b&gt;" in content and "0.5" in content
+    assert "<figcaption>Loss per epoch." in content and "Made today." in content
 
 
 def test_data_location_from_environment(tmp_path, monkeypatch):

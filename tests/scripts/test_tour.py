@@ -16,3 +16,5 @@ def test_tour_writes_a_report_with_pictures(tmp_path):
     assert "Regression: the gap experiment" in report
     assert report.count("data:image/png;base64,") >= 4
     assert "MSE in the gap, dense net" in report
+    assert "the shaded band is the gap" in report and "Terms used" in report  # captions and a glossary
+    assert "by deepbio 0.1.0" in report and "torch 2." in report  # what made it
