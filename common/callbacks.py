@@ -82,6 +82,8 @@ class TinyModelThreads(L.Callback):
             torch.set_num_threads(self.restore_threads)
             self.restore_threads = None
 
+    on_exception = teardown  # Lightning calls no teardown hook when a run fails
+
 
 class ReuseFreedMemory(L.Callback):
     """On the CPU, keep freed memory in the heap for the run (common.cpu_memory), restoring glibc's limits afterwards.
@@ -101,6 +103,8 @@ class ReuseFreedMemory(L.Callback):
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         """Give freed memory back to the system again, as glibc does by default."""
         self.exit_stack.close()
+
+    on_exception = teardown  # Lightning calls no teardown hook when a run fails
 
 
 class CompilePoolingWherePays(L.Callback):
@@ -130,6 +134,8 @@ class CompilePoolingWherePays(L.Callback):
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         """Outside a run, nothing compiles."""
         CompiledPooling.training_steps = 0.0
+
+    on_exception = teardown  # Lightning calls no teardown hook when a run fails
 
 
 AUTOCAST_DTYPES = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}

@@ -122,6 +122,33 @@ def test_tiny_models_train_on_one_thread_and_the_thread_count_comes_back(tmp_pat
         torch.set_num_threads(before)
 
 
+class FailingBackbone(RecordingBackbone):
+    """A RecordingBackbone whose second forward pass raises, as a bug in a user's model would."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if len(self.seen) == 1:
+            raise RuntimeError("a bug in the model")
+        return super().forward(x)
+
+
+def test_a_failed_fit_gives_back_threads_and_heap_settings(tmp_path):
+    if not set_heap_reuse(False):
+        pytest.skip("heap reuse needs glibc (Linux)")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        backbone = FailingBackbone(lambda: (torch.get_num_threads(), heap_reuse_enabled()))
+        trainer = build_trainer(max_steps=4, accelerator="cpu", default_root_dir=str(tmp_path), logger=False,
+                                enable_checkpointing=False, enable_progress_bar=False)
+        x, y = torch.rand(32, 8), torch.randint(0, 2, (32,)).float()
+        with pytest.raises(RuntimeError, match="a bug in the model"):
+            trainer.fit(Classifier(backbone, ["no", "yes"]), train_dataloaders=batch_loader(BatchTensors(x, y), 8))
+        assert backbone.seen == [(1, True)]  # one thread and heap reuse during the fit
+        assert torch.get_num_threads() == 2 and not heap_reuse_enabled()  # and given back when it failed
+    finally:
+        torch.set_num_threads(before)
+
+
 def page_faults_of_big_allocations(mebibytes: int = 64, times: int = 3) -> int:
     """Return the minor page faults of allocating, filling and freeing a block `times` times."""
     import resource  # Unix only: the tests using this skip elsewhere before calling it
