@@ -138,6 +138,8 @@ class RegressionData(L.LightningDataModule):
             self.x_val, self.y_val = self._draw(n_val, None, seed + 1)
             self.data_source = f"synthetic: y = {function}(x) on [{low}, {high}], gaps {gaps or 'none'}, seed {seed}"
         self.n_inputs = self.x_train.shape[1]
+        # A CSV's x_columns decide it; Lightning checks the saved value against the model's.
+        self.save_hyperparameters({**self.hparams, "n_inputs": self.n_inputs})
         self.n_outputs = self.y_train.shape[1]
         self.input_shape = (self.n_inputs,)
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from common.errors import ConfigError, DataError
+from common.trainer import build_trainer
 from regression import DenseRegressor, RegressionData, validate_xy
 
 
@@ -71,3 +72,12 @@ def test_csv_data_is_read_and_split(tmp_path):
     data = RegressionData(csv_path=str(path), x_columns=["dose"], y_columns=["response"], val_fraction=0.2)
     assert len(data.x_train) == 80 and len(data.x_val) == 20
     assert "data.csv" in data.data_source
+
+
+def test_a_csv_with_several_inputs_trains(tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_text("dose,time,response\n" + "".join(f"{i},{i % 7},{i ** 0.5 + i % 7}\n" for i in range(60)))
+    data = RegressionData(csv_path=str(path), x_columns=["dose", "time"], y_columns=["response"])
+    trainer = build_trainer(max_epochs=1, default_root_dir=str(tmp_path), enable_progress_bar=False)
+    trainer.fit(DenseRegressor(n_inputs=data.n_inputs), data)  # Lightning compares both modules' n_inputs
+    assert data.hparams.n_inputs == 2 and trainer.state.finished
