@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from common.checkpoints import remember_init_args
+from common.errors import DataError
 from common.memory_format import ChannelsLastConv1d, FlattenLinear, cat_channels
 from common.pooling import HalvingMaxPool
 
@@ -21,6 +22,17 @@ def dense_block(channels: int, length: int, units: int, activation: str, dropout
     """
     return nn.Sequential(nn.Identity(), FlattenLinear(channels, length, units), ACTIVATIONS[activation](),
                          nn.Dropout(dropout))
+
+
+def check_length(x: torch.Tensor, length: int) -> None:
+    """Raise DataError unless the windows x (N, 4, L) are `length` bp: the dense layer fixes the window length.
+
+    Without the check, windows up to 3 bp longer pass unnoticed (pooling drops their last bases)
+    and shorter ones fail as a matrix-shape error.
+    """
+    if x.shape[-1] != length:
+        raise DataError(f"the windows are {x.shape[-1]} bp, but this model reads {length} bp windows: cut them to "
+                        f"{length} bp (e.g. centre +/- {length // 2})")
 
 
 def conv_relu_pool(in_channels: int, filters: int, kernel_size: int) -> nn.Sequential:
@@ -44,7 +56,7 @@ class CourseCNN(nn.Module):
         positions = ((length - kernel_size + 1) // 2 - kernel_size + 1) // 2
         self.flat_features = positions * filters[1]
         self.dense = dense_block(filters[1], positions, dense, dense_activation, dropout)
-        self.out_features = dense
+        self.out_features, self.length = dense, length
 
     @property
     def first_layer(self) -> nn.Conv1d:
@@ -53,6 +65,7 @@ class CourseCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return features (N, dense) of one-hot DNA (N, 4, L)."""
+        check_length(x, self.length)
         return self.dense(self.features(x))
 
 
@@ -74,8 +87,9 @@ class MultiKernelCNN(nn.Module):
         positions = (length // 2 - 4) // 2
         self.flat_features = positions * second_filters
         self.dense = dense_block(second_filters, positions, dense, dense_activation, dropout)
-        self.out_features = dense
+        self.out_features, self.length = dense, length
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return features (N, dense) of one-hot DNA (N, 4, L)."""
+        check_length(x, self.length)
         return self.dense(self.features(cat_channels([branch(x) for branch in self.branches])))

@@ -1,10 +1,12 @@
 """The course motif CNN exactly (3,008 flattened features, keras' parameter count) and the multi-kernel variant."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from common.checkpoints import module_spec
 from common.classifier import Classifier, load_classifier
+from common.errors import DataError
 from common.summary import count_parameters
 from motifs.models import CourseCNN, MultiKernelCNN
 
@@ -22,6 +24,15 @@ def test_multi_kernel_variant_and_other_lengths():
     model = Classifier(backbone, ["SOX17", "PRDM1"], task="multilabel")
     assert model(torch.zeros(3, 4, 120)).shape == (3, 2)
     assert Classifier(CourseCNN(length=101), ["a", "b"], task="binary")(torch.zeros(1, 4, 101)).shape == (1, 1)
+
+
+def test_windows_of_another_length_are_refused_naming_both():
+    model = Classifier(CourseCNN(length=60), ["a", "b"], task="binary")
+    for length in (59, 61, 63):  # 61..63 would pass the pooling unnoticed, their last bases ignored
+        with pytest.raises(DataError, match=f"the windows are {length} bp, but this model reads 60 bp windows"):
+            model(torch.zeros(1, 4, length))
+    with pytest.raises(DataError, match="reads 120 bp"):
+        MultiKernelCNN(length=120)(torch.zeros(1, 4, 121))
 
 
 def test_checkpoint_rebuilds_the_backbone(tmp_path):
