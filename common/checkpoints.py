@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from common.errors import DataError
+from common.errors import ConfigError, DataError
 
 
 def remember_init_args(cls: type) -> type:
@@ -31,14 +31,20 @@ def remember_init_args(cls: type) -> type:
 def module_spec(module: nn.Module) -> dict:
     """Return {'class_path', 'init_args'} describing how to rebuild `module`."""
     if not hasattr(module, "init_args"):
-        raise TypeError(f"{type(module).__name__} does not remember its arguments: decorate it with @remember_init_args")
+        raise ConfigError(f"{type(module).__name__} does not remember its arguments, so a checkpoint could not "
+                          "rebuild it: decorate the class with @remember_init_args (common.checkpoints)")
     return {"class_path": f"{type(module).__module__}.{type(module).__qualname__}", "init_args": module.init_args}
 
 
 def build_from_spec(spec: dict) -> nn.Module:
-    """Instantiate the module a `module_spec` describes."""
+    """Instantiate the module a `module_spec` describes; DataError if its class cannot be imported here."""
     module_name, _, class_name = spec["class_path"].rpartition(".")
-    return getattr(importlib.import_module(module_name), class_name)(**spec["init_args"])
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as error:
+        raise DataError(f"the checkpoint's {spec['class_path']} cannot be imported here ({error}): define that class "
+                        "in a module both the training and this script import, not in the training script") from None
+    return cls(**spec["init_args"])
 
 
 def accepted_hparams(cls: type, hparams: dict, keep: tuple[str, ...] = ()) -> dict:

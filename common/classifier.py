@@ -13,7 +13,7 @@ from torchmetrics import classification as tm
 
 from common.checkpoints import accepted_hparams, build_from_spec, module_spec, read_checkpoint
 from common.cpu_linear import OneDnnLinear
-from common.errors import ConfigError
+from common.errors import ConfigError, DataError
 from common.memory_format import channels_last, convolutions_to_channels_last
 from common.optim import check_lr_schedule, make_optimizer, with_lr_schedule
 
@@ -68,7 +68,8 @@ class Classifier(L.LightningModule):
     """A backbone (features) plus a linear head, trained for binary, multi-label or multi-class labels.
 
     Batches are (x, y): y is float (N,) for binary, float (N, k) for multilabel, int64 (N,) for
-    multiclass. `backbone` must expose `out_features`; the head maps those to the task's logits.
+    multiclass. `backbone` must expose `out_features` (the head maps those to the task's logits) and,
+    for runs that save checkpoints, be of a class decorated with @remember_init_args to be rebuilt.
     class_weights: None, "balanced" (from the training labels) or one weight per class.
     channels_last: keep convolution inputs and weights channels-fastest (2D: NHWC; 1D: NLC), which
     oneDNN runs faster on CPU, most with bf16 (see benchmarks/README.md).
@@ -205,6 +206,10 @@ class Classifier(L.LightningModule):
         total_steps = 0 if schedule == "constant" else self.trainer.estimated_stepping_batches
         return with_lr_schedule(optimizer, schedule, total_steps)
 
+    def on_fit_start(self) -> None:
+        if self.trainer.checkpoint_callback is not None:
+            module_spec(self.backbone)  # checkpoints rebuild the backbone from it: fail now, not at the first save
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["backbone_spec"] = module_spec(self.backbone)
 
@@ -235,6 +240,9 @@ def balanced_weights(task: str, counts: torch.Tensor) -> torch.Tensor:
 def load_classifier(path: str | Path) -> Classifier:
     """Rebuild a Classifier (backbone included) from a checkpoint file, on the CPU."""
     checkpoint = read_checkpoint(path)
+    if "backbone_spec" not in checkpoint:
+        raise DataError(f"{path} is not a classifier's checkpoint (it names no backbone); a regression net's "
+                        "loads with DenseRegressor.load_from_checkpoint, an autoencoder's with ConvAutoencoder's")
     hparams = accepted_hparams(Classifier, checkpoint["hyper_parameters"])
     model = Classifier(build_from_spec(checkpoint["backbone_spec"]), **hparams)
     model.on_load_checkpoint(checkpoint)

@@ -134,6 +134,39 @@ def test_a_checkpoint_of_another_task_is_refused_naming_both(tmp_path):
         predictor.predict(other, frames, ckpt_path=trainer.checkpoint_callback.last_model_path)
 
 
+class UndecoratedBackbone(nn.Module):
+    """A user's backbone without @remember_init_args; counts its forward passes."""
+
+    def __init__(self):
+        super().__init__()
+        self.net, self.out_features, self.calls = nn.Linear(8, 4), 4, 0
+
+    def forward(self, x):
+        self.calls += 1
+        return self.net(x)
+
+
+def test_backbones_checkpoints_cannot_rebuild_are_refused_before_training(tmp_path):
+    backbone = UndecoratedBackbone()
+    trainer = build_trainer(max_epochs=1, default_root_dir=str(tmp_path), enable_progress_bar=False)
+    with pytest.raises(ConfigError, match="UndecoratedBackbone does not remember its arguments.*@remember_init_args"):
+        trainer.fit(Classifier(backbone, CASES["binary"]), ToyData("binary"))
+    assert backbone.calls == 0  # before the sanity check, not at the first save an epoch later
+
+
+def test_checkpoints_load_classifier_cannot_use_say_why(tmp_path):
+    model = Classifier(TinyBackbone(), CASES["binary"])
+    spec = {"class_path": "__main__.TrainingScriptBackbone", "init_args": {}}
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams), "backbone_spec": spec},
+               tmp_path / "script.ckpt")
+    with pytest.raises(DataError, match=r"__main__\.TrainingScriptBackbone cannot be imported here.*not in the "
+                                        "training script"):
+        load_classifier(tmp_path / "script.ckpt")
+    torch.save({"state_dict": {}, "hyper_parameters": {"hidden": [4]}}, tmp_path / "regression.ckpt")
+    with pytest.raises(DataError, match="not a classifier's checkpoint"):
+        load_classifier(tmp_path / "regression.ckpt")
+
+
 class RecordLearningRate(L.Callback):
     """Record the optimiser's learning rate before every training batch."""
 
