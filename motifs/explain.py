@@ -8,6 +8,7 @@ from torch import nn
 from torchmetrics.functional.classification import binary_auroc
 
 from common.cpu_memory import heap_reuse
+from common.modes import restores_mode
 from motifs.pwm import similarity
 
 
@@ -17,6 +18,7 @@ def class_probabilities(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return torch.cat([1 - probs, probs], dim=1) if model.task == "binary" else probs
 
 
+@restores_mode
 @heap_reuse()
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
@@ -25,6 +27,7 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 2048) -> torch.
     return torch.cat([class_probabilities(model, x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
+@restores_mode
 @heap_reuse()
 def zero_ism(model: nn.Module, x: torch.Tensor, target: torch.Tensor | int, batch_size: int = 4096) -> torch.Tensor:
     """Return (N, L): drop of the target class probability when each base is set to [0, 0, 0, 0] (course exercise).
@@ -49,6 +52,7 @@ def zero_ism(model: nn.Module, x: torch.Tensor, target: torch.Tensor | int, batc
     return torch.cat(parts)
 
 
+@restores_mode
 @heap_reuse()
 @torch.no_grad()
 def substitution_ism(model: nn.Module, x: torch.Tensor, target: torch.Tensor | int,

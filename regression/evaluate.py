@@ -5,19 +5,18 @@ import numpy as np
 import torch
 from torch import nn
 
+from common.modes import restores_mode
 from regression.baseline import LinearFit
 
 
+@restores_mode
 def predict_array(model: nn.Module, x: np.ndarray) -> np.ndarray:
-    """Return model predictions (n, n_outputs) for inputs x (n, n_inputs), computed on the CPU in eval mode."""
-    was_training = model.training
+    """Return model predictions (n, n_outputs) for inputs x (n, n_inputs), computed in eval mode, as numpy."""
     model.eval()
     parameter = next(model.parameters())
     with torch.no_grad():
-        prediction = model(torch.as_tensor(np.asarray(x, dtype=np.float32).reshape(len(x), -1),
-                                           device=parameter.device)).float().cpu().numpy()
-    model.train(was_training)
-    return prediction
+        return model(torch.as_tensor(np.asarray(x, dtype=np.float32).reshape(len(x), -1),
+                                     device=parameter.device)).float().cpu().numpy()
 
 
 def compare_in_range(model: nn.Module, linear: LinearFit, x: np.ndarray, y: np.ndarray, low: float,

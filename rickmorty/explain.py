@@ -11,10 +11,12 @@ from torchmetrics.functional import classification as tmf
 
 from common.cpu_memory import heap_reuse
 from common.errors import ConfigError
+from common.modes import restores_mode
 from common.plots import plt, save_figure
 from rickmorty.images import as_float, read_folder
 
 
+@restores_mode
 @heap_reuse()
 def predict_probabilities(model: nn.Module, images: torch.Tensor, batch_size: int = 128) -> torch.Tensor:
     """Return the classifier's probabilities (N, n_outputs) for uint8 or float frames (N, 3, H, W)."""
@@ -48,6 +50,7 @@ def normalise_per_image(heat: torch.Tensor) -> torch.Tensor:
     return torch.where(peak > 0, heat / peak.clamp(min=1e-12), torch.zeros_like(heat))
 
 
+@restores_mode
 @heap_reuse()
 def grad_cam(model: nn.Module, images: torch.Tensor, class_name: str, layer: nn.Module | None = None,
              batch_size: int = 64) -> torch.Tensor:
@@ -132,6 +135,7 @@ def grad_cam_folder(model: nn.Module, folder: str | Path, class_name: str, path:
     return save_grad_cam(model, images, class_name, path, names)
 
 
+@restores_mode
 def feature_maps(model: nn.Module, image: torch.Tensor, layer: nn.Module | str) -> torch.Tensor:
     """Return the activations (C, h, w) of `layer` (a module, or its name such as "backbone.features.0") for one frame."""
     if isinstance(layer, str):

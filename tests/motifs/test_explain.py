@@ -62,6 +62,15 @@ def test_binary_models_explain_either_class():
     assert torch.allclose(zero_ism(model, x, 1), -zero_ism(model, x, 0), atol=1e-6)
 
 
+def test_explanations_give_the_model_back_in_the_mode_it_was_in():
+    model = Classifier(CourseCNN(length=50), ["neg", "pos"], task="binary").train()
+    x = encode(["ACGT" * 12 + "AC"])
+    for explain in (lambda: predict(model, x), lambda: substitution_ism(model, x, 1), lambda: zero_ism(model, x, 1)):
+        explain()
+        assert model.training  # a training loop that calls them keeps its dropout
+    assert not substitution_ism(model.eval(), x, 1).isnan().any() and not model.training
+
+
 def test_filters_become_known_motifs(trained, tmp_path):
     model, data = trained
     x, _ = data.splits["test"].tensors()

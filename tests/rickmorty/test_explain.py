@@ -71,6 +71,15 @@ def test_grad_cam_of_trained_cnn_points_at_rick_far_more_than_untrained(syntheti
     assert [p.name for p in paths] == ["gallery_rick.png"] and paths[0].is_file()
 
 
+def test_explanations_give_the_model_back_in_the_mode_it_was_in():
+    model = Classifier(CourseCNN(), ["not_rick", "rick"]).train()
+    frames = torch.randint(0, 256, (2, 3, 90, 160), dtype=torch.uint8)
+    for explain in (lambda: predict_probabilities(model, frames), lambda: grad_cam(model, frames, "rick"),
+                    lambda: feature_maps(model, frames[0], "backbone.features.0")):
+        explain()
+        assert model.training  # a training loop that calls them keeps its dropout
+
+
 def test_grad_cam_for_a_folder_skips_bad_files(tmp_path, frame_tree):
     folder = tmp_path / "frames"
     folder.mkdir()
