@@ -8,6 +8,7 @@ from torch import nn
 from torchmetrics.functional.classification import binary_auroc
 
 from common.cpu_memory import heap_reuse
+from common.errors import DataError
 from common.modes import restores_mode
 from motifs.pwm import similarity
 
@@ -18,12 +19,22 @@ def class_probabilities(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return torch.cat([1 - probs, probs], dim=1) if model.task == "binary" else probs
 
 
+def as_windows(x: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """Return one-hot DNA as a float tensor (N, 4, L); DataError naming the expected shape otherwise."""
+    x = torch.as_tensor(x)
+    if x.dim() != 3 or x.shape[1] != 4:
+        raise DataError(f"one-hot DNA must be a batch (N, 4, L), got {tuple(x.shape)}: one window as x[None]; "
+                        "sequences through motifs.encode.encode")
+    return x if x.is_floating_point() else x.float()
+
+
 @restores_mode
 @heap_reuse()
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
     """Return class probabilities (N, n_classes) for one-hot DNA (N, 4, L), in batches, in eval mode."""
     model.eval()
+    x = as_windows(x)
     return torch.cat([class_probabilities(model, x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
@@ -36,6 +47,7 @@ def zero_ism(model: nn.Module, x: torch.Tensor, target: torch.Tensor | int, batc
     `perturbations_per_eval` packs many ablated copies into one forward pass.
     """
     model.eval()
+    x = as_windows(x)
     length = x.shape[-1]
     mask = torch.arange(length).expand(1, 4, length)
     ablation = FeatureAblation(lambda inputs: class_probabilities(model, inputs))
@@ -64,6 +76,7 @@ def substitution_ism(model: nn.Module, x: torch.Tensor, target: torch.Tensor | i
     are built by one indexed write, and sequences are packed until `batch_size`.
     """
     model.eval()
+    x = as_windows(x)
     n, _, length = x.shape
     target = torch.as_tensor(target).expand(n) if torch.as_tensor(target).dim() == 0 else torch.as_tensor(target)
     n_variants = 3 * length

@@ -5,6 +5,7 @@ import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torchvision.io import ImageReadMode, decode_image
@@ -68,7 +69,8 @@ def decode_frame(data: bytes, path: Path, size: tuple[int, int] = FRAME_SIZE
     try:
         image = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.UNCHANGED)
     except (RuntimeError, ValueError) as error:
-        reason = str(error).split(", ", 2)[-1].strip() or type(error).__name__  # torchvision: "function, file:line, what"
+        # torchvision's messages read "function, file:line, what went wrong".
+        reason = str(error).split(", ", 2)[-1].strip() or type(error).__name__
         if reason.startswith("Unsupported image file"):
             reason = "not a JPEG, PNG, WebP or GIF: damaged, or another format under this name"
         return None, [FileIssue(str(path), f"cannot be decoded as an image ({reason})", "skipped")]
@@ -129,6 +131,15 @@ def warn_issues(issues: list[FileIssue], limit: int = 20) -> None:
         warnings.warn(f"... and {len(issues) - limit} more file issues (see the audit)", stacklevel=2)
 
 
-def as_float(images: torch.Tensor) -> torch.Tensor:
-    """Return frames as float32 in [0, 1] (uint8: convert, then scale in place; faster than one promoting multiply)."""
-    return images.float().mul_(1 / 255) if images.dtype == torch.uint8 else images.float()
+def as_float(images: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """Return frames as float32 in [0, 1]: uint8 ones scaled, float ones checked to be in that range already.
+
+    uint8: convert, then scale in place (faster than one promoting multiply).
+    """
+    images = torch.as_tensor(images)
+    if images.dtype == torch.uint8:
+        return images.float().mul_(1 / 255)
+    if images.numel() and float(images.max()) > 1:  # 0..255 floats would be read as far too bright
+        raise DataError(f"float frames must be in [0, 1], these reach {float(images.max()):g}: pass uint8 frames "
+                        "or divide by 255")
+    return images.float()

@@ -37,12 +37,21 @@ class DenseBaseline(nn.Module):
             layers += [OneDnnLinear(width, n), nn.ReLU()]
             width = n
         self.layers = nn.Sequential(*layers)
-        self.out_features = width
+        self.out_features, self.input_shape = width, tuple(input_shape)
         keras_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return features (N, units[-1]) of frames (N, 3, H, W)."""
+        check_frames(x, self.input_shape)
         return self.layers(x)
+
+
+def check_frames(x: torch.Tensor, input_shape: tuple[int, int, int]) -> None:
+    """Raise DataError unless x is a batch of frames (N, C, H, W) of the shape a fixed-size model was built for."""
+    if x.dim() != 4 or tuple(x.shape[1:]) != tuple(input_shape):
+        wanted = ", ".join(map(str, input_shape))
+        raise DataError(f"the frames are {tuple(x.shape)}, but this model reads batches (N, {wanted}): channels "
+                        "first; one frame as frame[None]; other sizes through rickmorty.images.resize_frame")
 
 
 def keras_init(module: nn.Module) -> None:
@@ -89,7 +98,7 @@ class CourseCNN(nn.Module):
         self.flat_features = filters[-1] * height * width
         self.dense = nn.Sequential(nn.Flatten(), OneDnnLinear(self.flat_features, dense),
                                    ACTIVATIONS[dense_activation](), nn.Dropout(dropout))
-        self.out_features = dense
+        self.out_features, self.input_shape = dense, tuple(input_shape)
         keras_init(self)  # keras' defaults; PyTorch's smaller default weights make the course net start slowly
 
     @property
@@ -99,6 +108,7 @@ class CourseCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return features (N, dense) of frames (N, 3, H, W)."""
+        check_frames(x, self.input_shape)
         return self.dense(self.features(x))
 
 

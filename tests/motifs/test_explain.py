@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from common.classifier import Classifier
+from common.errors import DataError
 from common.seeding import seed_everything
 from motifs.encode import encode
 from motifs.explain import (class_probabilities, filter_pfms, filter_similarities, predict, substitution_ism,
@@ -69,6 +70,15 @@ def test_explanations_give_the_model_back_in_the_mode_it_was_in():
         explain()
         assert model.training  # a training loop that calls them keeps its dropout
     assert not substitution_ism(model.eval(), x, 1).isnan().any() and not model.training
+
+
+def test_windows_in_other_shapes_are_read_or_refused_clearly():
+    model = Classifier(CourseCNN(length=50), ["neg", "pos"], task="binary")
+    x = encode(["ACGT" * 12 + "AC"])
+    assert torch.equal(predict(model, x.numpy()), predict(model, x))  # numpy works as a tensor does
+    for call in (lambda: substitution_ism(model, x[0], 1), lambda: zero_ism(model, x.transpose(1, 2), 1)):
+        with pytest.raises(DataError, match=r"one-hot DNA must be a batch \(N, 4, L\)"):
+            call()
 
 
 def test_filters_become_known_motifs(trained, tmp_path):

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from common.classifier import Classifier
-from common.errors import ConfigError
+from common.errors import ConfigError, DataError
 from rickmorty.explain import (class_output, error_galleries, feature_maps, grad_cam, grad_cam_folder, heat_in_mask,
                                mask_area_fraction, normalise_per_image, outcomes, pointing_game, predict_probabilities,
                                save_feature_maps, save_grad_cam)
@@ -78,6 +78,18 @@ def test_explanations_give_the_model_back_in_the_mode_it_was_in():
                     lambda: feature_maps(model, frames[0], "backbone.features.0")):
         explain()
         assert model.training  # a training loop that calls them keeps its dropout
+
+
+def test_frames_in_other_shapes_or_ranges_are_read_or_refused_clearly():
+    model = Classifier(CourseCNN(), ["not_rick", "rick"])
+    frames = torch.randint(0, 256, (2, 3, 90, 160), dtype=torch.uint8)
+    assert torch.equal(predict_probabilities(model, frames.numpy()), predict_probabilities(model, frames))
+    one_frame = r"the frames are \(3, 90, 160\), but this model reads batches \(N, 3, 90, 160\)"
+    for wrong, message in ((frames[0], one_frame),
+                           (frames.permute(0, 2, 3, 1), r"the frames are \(2, 90, 160, 3\)"),
+                           (frames.float(), r"float frames must be in \[0, 1\], these reach 255")):
+        with pytest.raises(DataError, match=message):
+            predict_probabilities(model, wrong)
 
 
 def test_grad_cam_for_a_folder_skips_bad_files(tmp_path, frame_tree):
