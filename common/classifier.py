@@ -221,6 +221,11 @@ class Classifier(L.LightningModule):
             raise ConfigError(f"the checkpoint was trained for a {trained_for[0]} task with classes {trained_for[1]}, "
                               f"but this run builds {self.task} with {self.class_names}: run it with the config it "
                               "was trained with (config.yaml in its run folder)")
+        saved_backbone = checkpoint.get("backbone_spec", {}).get("class_path")
+        built = f"{type(self.backbone).__module__}.{type(self.backbone).__qualname__}"
+        if saved_backbone and saved_backbone != built:
+            raise ConfigError(f"the checkpoint holds a {saved_backbone} backbone, but this run builds a {built}: run "
+                              "it with the config it was trained with (config.yaml in its run folder)")
         # 'balanced' weights are derived from the training data, so the saved buffer decides its size.
         self.loss_weights = checkpoint["state_dict"]["loss_weights"].to(self.loss_weights.device)
 

@@ -60,13 +60,16 @@ class DeepBioCLI(LightningCLI):
 
 
 def deepbio_error(error: BaseException | None) -> DeepBioError | None:
-    """Return the DeepBioError an exception is or was raised from (jsonargparse wraps those of configured classes)."""
+    """Return the DeepBioError an exception is or was raised from (jsonargparse wraps those of configured classes).
+
+    Only `raise ... from` links count: a bug raised while a DeepBioError was being handled keeps its traceback.
+    """
     seen = set()
     while error is not None and id(error) not in seen:
         if isinstance(error, DeepBioError):
             return error
         seen.add(id(error))
-        error = error.__cause__ or error.__context__
+        error = error.__cause__
     return None
 
 

@@ -30,7 +30,8 @@ def course_data(relative: str) -> Path:
         )
     path = root / relative
     if not path.exists():
-        raise DataError(f"{path} does not exist: DEEPBIO_DATA={root} does not hold the course's '{relative}'.")
+        where = f"DEEPBIO_DATA={root}" if os.environ.get("DEEPBIO_DATA") else f"the course data found at {root}"
+        raise DataError(f"{path} does not exist: {where} does not hold the course's '{relative}'.")
     return path
 
 

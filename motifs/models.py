@@ -32,7 +32,8 @@ def check_length(x: torch.Tensor, length: int) -> None:
     """
     if x.shape[-1] != length:
         raise DataError(f"the windows are {x.shape[-1]} bp, but this model reads {length} bp windows: cut them to "
-                        f"{length} bp (e.g. centre +/- {length // 2})")
+                        f"{length} bp, or build the model for {x.shape[-1]} bp (config: --model.backbone.init_args."
+                        f"length {x.shape[-1]})")
 
 
 def conv_relu_pool(in_channels: int, filters: int, kernel_size: int) -> nn.Sequential:

@@ -32,6 +32,10 @@ class TinyBackbone(nn.Module):
         return self.net(x)
 
 
+class OtherBackbone(TinyBackbone):
+    """Another backbone class, as another config would build."""
+
+
 class ToyData(L.LightningDataModule):
     """Labels that depend on the first two inputs."""
 
@@ -132,6 +136,9 @@ def test_a_checkpoint_of_another_task_is_refused_naming_both(tmp_path):
     with pytest.raises(ConfigError, match=r"trained for a binary task with classes \['negative', 'positive'\], but "
                                           r"this run builds multiclass with \['low', 'mid', 'high'\]"):
         predictor.predict(other, frames, ckpt_path=trainer.checkpoint_callback.last_model_path)
+    with pytest.raises(ConfigError, match=r"holds a .*TinyBackbone backbone, but this run builds a .*OtherBackbone"):
+        predictor.predict(Classifier(OtherBackbone(), CASES["binary"]), frames,
+                          ckpt_path=trainer.checkpoint_callback.last_model_path)
 
 
 class UndecoratedBackbone(nn.Module):

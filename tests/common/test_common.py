@@ -10,6 +10,8 @@ import pytest
 import torch
 from torch import nn
 
+from common import paths
+from common.cli import run_command_line
 from common.data import BatchTensors, batch_loader, group_split_indices, random_split_indices
 from common.devices import resolve_accelerator, resolve_precision
 from common.errors import ConfigError, DataError
@@ -92,8 +94,31 @@ def test_plots_and_report_are_written(tmp_path):
 def test_data_location_from_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("DEEPBIO_DATA", str(tmp_path))
     assert data_root() == tmp_path.resolve()
-    with pytest.raises(DataError, match="does not hold the course's 'ChIP/SOX17.fa'"):
+    with pytest.raises(DataError, match="DEEPBIO_DATA=.* does not hold the course's 'ChIP/SOX17.fa'"):
         course_data("ChIP/SOX17.fa")
+    monkeypatch.delenv("DEEPBIO_DATA")
+    monkeypatch.setattr(paths, "data_root", lambda: tmp_path)  # as if found at ../shared/data
+    with pytest.raises(DataError, match="the course data found at .* does not hold the course's 'ChIP/SOX17.fa'"):
+        course_data("ChIP/SOX17.fa")
+
+
+def test_only_errors_raised_from_a_deepbio_error_end_a_command_in_one_line():
+    def wrapped():  # as jsonargparse wraps an error of a class it builds
+        try:
+            raise DataError("bad file")
+        except DataError as error:
+            raise ValueError("does not validate") from error
+
+    def buggy():  # a bug while handling a deepbio error keeps its traceback
+        try:
+            raise DataError("bad file")
+        except DataError:
+            return {}["missing"]
+
+    with pytest.raises(SystemExit, match="error: bad file"):
+        run_command_line(wrapped)
+    with pytest.raises(KeyError):
+        run_command_line(buggy)
 
 
 def test_ordered_loaders_hand_out_ranges_and_shuffled_ones_index_lists():
