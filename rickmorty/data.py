@@ -101,10 +101,11 @@ class FrameData(L.LightningDataModule):
     """Labelled 160x90 frames for binary (Rick?), multilabel ([rick, morty]) or multiclass (rick/morty/neither).
 
     data_dir: None for built-in synthetic frames, "course" for the course data (../shared/data or
-    $DEEPBIO_DATA), or a folder (course layout, or one folder per class; any path here may be
-    "course:<relative>", a path inside the course data); labels_csv: a CSV of
-    path,label instead (paths relative to data_dir if given, else to the CSV's folder). Distinct frames are kept (exact copies collapsed, contradictions excluded),
-    grouped into scenes, and split by scene ("grouped") or at random ("random", the course's way).
+    $DEEPBIO_DATA), or a folder (course layout, or one folder per class); labels_csv: a CSV of
+    path,label instead (paths relative to data_dir if given, else to the CSV's folder). Any path
+    here may be "course:<relative>", a path inside the course data. Distinct frames are kept
+    (exact copies collapsed, contradictions excluded), grouped into scenes, and split by scene
+    ("grouped") or at random ("random", the course's way).
     test_dir: a held-out folder of the same kind; frames sharing a scene with it leave train/val.
     loading: "cache" (all frames decoded once to uint8) or "stream" (decoded from files in workers).
     augment: random shear/rotation/shift/flip/jitter/noise on training frames (either loading).
