@@ -92,3 +92,13 @@ class DenseRegressor(L.LightningModule):
 
     def configure_optimizers(self):
         return make_optimizer(self.parameters(), self.hparams.optimizer, self.hparams.lr, self.hparams.weight_decay)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        saved = checkpoint.get("hyper_parameters", {})
+        shapes = {key: (saved.get(key, 1), self.hparams[key]) for key in ("n_inputs", "n_outputs")}
+        if any(trained != built for trained, built in shapes.values()):
+            # Otherwise a layer shape mismatch surfaces as a size error deep in load_state_dict.
+            raise ConfigError(f"the checkpoint's net has {shapes['n_inputs'][0]} input(s) and {shapes['n_outputs'][0]} "
+                              f"output(s), but this run's data gives {shapes['n_inputs'][1]} and "
+                              f"{shapes['n_outputs'][1]}: run it with the data config it was trained with "
+                              "(config.yaml in its run folder)")

@@ -81,3 +81,7 @@ def test_a_csv_with_several_inputs_trains(tmp_path):
     trainer = build_trainer(max_epochs=1, default_root_dir=str(tmp_path), enable_progress_bar=False)
     trainer.fit(DenseRegressor(n_inputs=data.n_inputs), data)  # Lightning compares both modules' n_inputs
     assert data.hparams.n_inputs == 2 and trainer.state.finished
+    one_input = build_trainer(default_root_dir=str(tmp_path), logger=False, enable_progress_bar=False)
+    with pytest.raises(ConfigError, match=r"the checkpoint's net has 2 input\(s\) and 1 output\(s\), but this run's "
+                                          r"data gives 1 and 1"):
+        one_input.predict(DenseRegressor(), RegressionData(), ckpt_path=trainer.checkpoint_callback.last_model_path)
