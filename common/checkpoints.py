@@ -28,12 +28,17 @@ def remember_init_args(cls: type) -> type:
     return cls
 
 
+def class_path(module: nn.Module) -> str:
+    """Return the importable name of `module`'s class, as checkpoints record it."""
+    return f"{type(module).__module__}.{type(module).__qualname__}"
+
+
 def module_spec(module: nn.Module) -> dict:
     """Return {'class_path', 'init_args'} describing how to rebuild `module`."""
     if not hasattr(module, "init_args"):
         raise ConfigError(f"{type(module).__name__} does not remember its arguments, so a checkpoint could not "
                           "rebuild it: decorate the class with @remember_init_args (common.checkpoints)")
-    return {"class_path": f"{type(module).__module__}.{type(module).__qualname__}", "init_args": module.init_args}
+    return {"class_path": class_path(module), "init_args": module.init_args}
 
 
 def build_from_spec(spec: dict) -> nn.Module:

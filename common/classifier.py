@@ -11,7 +11,7 @@ from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics import classification as tm
 
-from common.checkpoints import accepted_hparams, build_from_spec, module_spec, read_checkpoint
+from common.checkpoints import accepted_hparams, build_from_spec, class_path, module_spec, read_checkpoint
 from common.cpu_linear import OneDnnLinear
 from common.errors import ConfigError, DataError
 from common.memory_format import channels_last, convolutions_to_channels_last
@@ -222,7 +222,7 @@ class Classifier(L.LightningModule):
                               f"but this run builds {self.task} with {self.class_names}: run it with the config it "
                               "was trained with (config.yaml in its run folder)")
         saved_backbone = checkpoint.get("backbone_spec", {}).get("class_path")
-        built = f"{type(self.backbone).__module__}.{type(self.backbone).__qualname__}"
+        built = class_path(self.backbone)
         if saved_backbone and saved_backbone != built:
             raise ConfigError(f"the checkpoint holds a {saved_backbone} backbone, but this run builds a {built}: run "
                               "it with the config it was trained with (config.yaml in its run folder)")

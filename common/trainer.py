@@ -29,22 +29,16 @@ def close_process_group() -> None:
 atexit.register(close_process_group)
 
 
-class DropLightningTips(logging.Filter):
+def without_lightning_tips(record: logging.LogRecord) -> bool:
     """Drop Lightning's "💡 Tip:" records (advertisements for its cloud services, printed in every run)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Return False for a tip record."""
-        return not str(record.msg).startswith("💡 Tip")
-
-
-LIGHTNING_TIPS = DropLightningTips()
+    return not str(record.msg).startswith("💡 Tip")
 
 
 def quiet_run_log() -> None:
     """Keep what no user can act on out of the run log: Lightning's tips and two warnings about its own doings."""
     # Set per build, not at import: a filter set while a test collects its module would not last.
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
-        logging.getLogger(name).addFilter(LIGHTNING_TIPS)  # once: a logger keeps one copy of a filter
+        logging.getLogger(name).addFilter(without_lightning_tips)  # once: a logger keeps one copy of a filter
     # Lightning 2.6's pytree helper builds torch's deprecated LeafSpec in every fit.
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
                             category=FutureWarning)

@@ -64,15 +64,14 @@ def run_tour(run_dir: Path, frames: int = 1000, epochs: int = 4) -> list[Section
              **{f"untrained: {measures[k]}": round(v, 3) for k, v in untrained.items()},
              "chance (mask area fraction)": round(mask_area_fraction(masks), 3),
              "validation frames with a rick": len(shown)}
-    first_name = [n for n, r in zip(names, with_rick.tolist()) if r][0]
+    rick_names = [n for n, r in zip(names, with_rick.tolist()) if r]
     cam_pictures = [
-        Figure(save_grad_cam(model, shown[:8], "rick", run_dir / "grad_cam_rick.png",
-                             [n for n, r in zip(names, with_rick.tolist()) if r][:8]),
+        Figure(save_grad_cam(model, shown[:8], "rick", run_dir / "grad_cam_rick.png", rick_names[:8]),
                "Grad-CAM heat for 'rick' on 8 validation frames with a rick: red marks the regions that raise the "
                "score most. Where the heat sits (head, coat, legs, or background) shows what the model uses."),
         Figure(save_feature_maps(feature_maps(model, shown[0], model.backbone.features[0]),
-                                 run_dir / "feature_maps_conv1.png", f"first convolution on {first_name}"),
-               f"The 20 maps of the first convolution on frame {first_name} (yellow: strong response). Each filter "
+                                 run_dir / "feature_maps_conv1.png", f"first convolution on {rick_names[0]}"),
+               f"The 20 maps of the first convolution on frame {rick_names[0]} (yellow: strong response). Each filter "
                "responds to its own colours or edges; a dark map is a filter this frame does not excite.")]
     return [
         Section("Rick and Morty frames: the course CNN on synthetic frames",
