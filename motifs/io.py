@@ -44,6 +44,11 @@ def open_fasta(path: str | Path, index_dir: str | Path | None = None) -> pyfaidx
     path = plain_file(path, "FASTA")
     if path.stat().st_size == 0:
         raise DataError(f"FASTA file {path} is empty: it holds no records")
+    with open(path, "rb") as handle:
+        head = handle.read(1 << 16)
+    if b"\r" in head and b"\n" not in head:  # pyfaidx splits lines at \n only: the file would be one line
+        raise DataError(f"FASTA file {path} ends its lines with CR only (old Mac text): convert them to newlines, "
+                        f"e.g. `tr '\\r' '\\n' < {path.name} > fixed.fa`")
     beside = Path(f"{path}.fai")
     if beside.is_file():
         index = beside

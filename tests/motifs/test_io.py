@@ -96,6 +96,16 @@ def test_compressed_folder_and_unevenly_wrapped_inputs_say_what_to_do(tmp_path):
         read_fasta(uneven, index_dir=tmp_path / "index")
 
 
+def test_windows_line_endings_are_read_and_old_mac_ones_are_named(tmp_path):
+    crlf = tmp_path / "crlf.fa"
+    crlf.write_bytes(b">a\r\nACGTACGT\r\nACGT\r\n>b\r\nGGGG\r\n")
+    assert read_fasta(crlf, index_dir=tmp_path / "index") == (["a", "b"], ["ACGTACGTACGT", "GGGG"])
+    cr_only = tmp_path / "mac.fa"
+    cr_only.write_bytes(b">a\rACGTACGT\rACGT\r>b\rGGGG\r")
+    with pytest.raises(DataError, match=r"mac\.fa ends its lines with CR only .*tr '\\r' '\\n' < mac\.fa"):
+        read_fasta(cr_only, index_dir=tmp_path / "index")
+
+
 def test_an_unwritable_index_location_names_the_fasta_and_the_fix(tmp_path):
     path = write(tmp_path / "a.fa", ">x\nACGT\n")
     blocker = write(tmp_path / "not_a_folder", "")
