@@ -62,12 +62,12 @@ def accepted_hparams(cls: type, hparams: dict, keep: tuple[str, ...] = ()) -> di
     return {k: v for k, v in hparams.items() if k in accepted}
 
 
-def read_checkpoint(path: str | Path) -> dict:
+def read_checkpoint(path: str | Path, weights_only: bool = False) -> dict:
     """Load a checkpoint onto the CPU (so MPS/CUDA checkpoints open anywhere), with a clear error if unreadable."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"checkpoint {path} does not exist")
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        return torch.load(path, map_location="cpu", weights_only=weights_only)
     except Exception as error:  # torch raises many types for a damaged file
         raise DataError(f"checkpoint {path} could not be read ({error.__class__.__name__}: {error})") from error

@@ -1,6 +1,8 @@
 """LightningCLI set up the deepbio way: our Trainer factory is the `trainer:` section of every YAML config."""
 from __future__ import annotations
 
+import importlib
+import inspect
 import sys
 import warnings
 from collections.abc import Callable
@@ -8,7 +10,8 @@ from pathlib import Path
 
 from lightning.pytorch.cli import LightningCLI
 
-from common.errors import DeepBioError
+from common.checkpoints import read_checkpoint
+from common.errors import ConfigError, DeepBioError
 from common.plots import plot_training_curves
 from common.summary import summarize
 from common.trainer import build_trainer
@@ -30,6 +33,18 @@ class DeepBioCLI(LightningCLI):
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         kwargs["parser_kwargs"] = {"prog": command, "allow_abbrev": False, **kwargs.get("parser_kwargs", {})}
         super().__init__(model_class, datamodule_class, trainer_class=build_trainer, **kwargs)
+
+    def parse_arguments(self, parser, args) -> None:
+        """Parse the command line; a --ckpt_path another kind of model saved is refused before its settings are read."""
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt_path and Path(ckpt_path).is_file():
+            # Otherwise LightningCLI feeds the checkpoint's settings to this model's parser, which prints its
+            # whole usage, or (subclass mode) builds the checkpoint's class instead of the configured one.
+            model, fixed = self.config[subcommand].get("model"), self._model_class
+            built = model.get("class_path") if self.subclass_mode_model and model else None
+            check_checkpoint_model(ckpt_path, built or f"{fixed.__module__}.{fixed.__qualname__}")
 
     def instantiate_trainer(self, **kwargs):
         """Build the trainer (build_trainer) from the `trainer:` section."""
@@ -71,6 +86,21 @@ def deepbio_error(error: BaseException | None) -> DeepBioError | None:
         seen.add(id(error))
         error = error.__cause__
     return None
+
+
+def check_checkpoint_model(path: str | Path, built: str) -> None:
+    """Raise ConfigError when a checkpoint was saved by another kind of model than the class path `built`."""
+    saved = read_checkpoint(path, weights_only=True).get("hyper_parameters", {})
+    advice = "use it with the command and the config it was trained with (config.yaml in its run folder)"
+    if saved.get("_class_path", built) != built:
+        raise ConfigError(f"checkpoint {path} holds a {saved['_class_path']}, but the config builds a {built}: "
+                          f"{advice}")
+    module_name, _, class_name = built.rpartition(".")
+    accepted = inspect.signature(getattr(importlib.import_module(module_name), class_name).__init__).parameters
+    foreign = sorted(k for k in saved if not k.startswith("_") and k not in accepted)
+    if foreign:
+        raise ConfigError(f"checkpoint {path} was not saved by a {class_name}: it holds settings {class_name} does "
+                          f"not take ({', '.join(foreign)}); {advice}")
 
 
 def run_command_line(main: Callable[[], object]) -> None:

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from common import paths
-from common.cli import run_command_line
+from common.cli import check_checkpoint_model, run_command_line
 from common.data import BatchTensors, batch_loader, group_split_indices, random_split_indices
 from common.devices import resolve_accelerator, resolve_precision
 from common.errors import ConfigError, DataError
@@ -119,6 +119,26 @@ def test_only_errors_raised_from_a_deepbio_error_end_a_command_in_one_line():
         run_command_line(wrapped)
     with pytest.raises(KeyError):
         run_command_line(buggy)
+
+
+def test_a_checkpoint_is_checked_against_the_model_the_config_builds(tmp_path):
+    def saved(name, hparams):
+        torch.save({"hyper_parameters": hparams, "state_dict": {}}, tmp_path / name)
+        return tmp_path / name
+
+    classifier = "common.classifier.Classifier"
+    check_checkpoint_model(saved("ok.ckpt", {"lr": 0.1, "task": "binary", "_instantiator": "x"}), classifier)
+    check_checkpoint_model(saved("same.ckpt", {"_class_path": classifier, "lr": 0.1}), classifier)
+    autoencoder = saved("ae.ckpt", {"_class_path": "rickmorty.autoencoder.ConvAutoencoder", "lr": 0.1})
+    with pytest.raises(ConfigError, match=r"ae\.ckpt holds a rickmorty\.autoencoder\.ConvAutoencoder, but the "
+                                          r"config builds a common\.classifier\.Classifier"):
+        check_checkpoint_model(autoencoder, classifier)
+    with pytest.raises(ConfigError, match=r"not saved by a Classifier: it holds settings Classifier does not take "
+                                          r"\(hidden, n_inputs\)"):
+        check_checkpoint_model(saved("reg.ckpt", {"hidden": [3], "n_inputs": 1, "lr": 0.1}), classifier)
+    (tmp_path / "junk.ckpt").write_text("junk")
+    with pytest.raises(DataError, match=r"junk\.ckpt could not be read"):
+        check_checkpoint_model(tmp_path / "junk.ckpt", classifier)
 
 
 def test_ordered_loaders_hand_out_ranges_and_shuffled_ones_index_lists():

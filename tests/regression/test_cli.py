@@ -55,6 +55,18 @@ def test_predict_on_the_course_grid(fitted_run):
     assert abs(ys[xs.index(49.0)] - 7.0) < 1.5
 
 
+def test_a_checkpoint_of_another_task_is_refused_in_one_line(fitted_run):
+    ckpt = fitted_run / "checkpoints" / "last.ckpt"
+    result = subprocess.run([sys.executable, "-m", "motifs", "predict", "--config",
+                             str(ROOT / "configs/motifs/course_synthetic.yaml"), "--ckpt_path", str(ckpt)],
+                            cwd=fitted_run, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1 and "usage:" not in result.stderr, result.stderr[-3000:]
+    assert result.stderr.strip() == (f"error: checkpoint {ckpt} was not saved by a Classifier: it holds settings "
+                                     "Classifier does not take (activation, hidden, n_inputs, n_outputs, "
+                                     "output_activation); use it with the command and the config it was trained "
+                                     "with (config.yaml in its run folder)")
+
+
 def test_unknown_config_key_is_a_clear_error(tmp_path):
     result = run_cli("fit", "--config", str(ROOT / "configs/regression/sqrt.yaml"), "--model.hiddden", "[3]",
                      cwd=tmp_path)
