@@ -8,9 +8,16 @@ import pytest
 import torch
 
 from common.paths import data_root
+from common.seeding import seed_everything
 
 # Two cores are all CI has; more threads than cores only adds contention.
 torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(autouse=True)
+def seeded() -> None:
+    """Seed every test alike, so that what a test draws does not depend on which tests ran before it."""
+    seed_everything(0)
 
 
 def unavailable(message: str) -> None:

@@ -9,6 +9,7 @@ from PIL import Image
 from torchvision.io import encode_jpeg
 
 from common.classifier import Classifier
+from common.seeding import seed_everything
 from common.trainer import build_trainer
 from rickmorty.data import FrameData
 from rickmorty.models import CourseCNN
@@ -47,6 +48,7 @@ def frame_tree(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def synthetic_cnn(tmp_path_factory) -> tuple[Classifier, FrameData]:
     """The course CNN trained briefly ("rick?") on synthetic frames, with its data module (bf16 + channels_last)."""
+    seed_everything(0)  # a session fixture starts after whichever test came first: its weights must not depend on it
     data = FrameData(None, task="binary", synthetic_count=900, batch_size=16, seed=1)
     model = Classifier(CourseCNN(), data.class_names, task="binary", channels_last=True)
     trainer = build_trainer(max_epochs=4, cpu_bf16=True, default_root_dir=str(tmp_path_factory.mktemp("runs")),
