@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import platform
 from typing import Callable
 
 import pytest
@@ -39,17 +40,34 @@ class TinyConvNet(nn.Module):
         return y.amax(dim=(2, 3))
 
 
-def test_cpu_bf16_trains_in_bf16_only_on_native_bf16_cpus_and_channels_last_reaches_the_convolutions(tmp_path):
+def needs_glibc() -> None:
+    """Skip where the C library is not glibc (macOS, Windows, musl): heap reuse tunes glibc's malloc; then require it."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        pytest.skip("heap reuse tunes glibc's malloc (Linux)")
+    assert set_heap_reuse(False), "glibc found, yet its malloc settings could not be changed"
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_cpu_bf16_trains_in_bf16_only_on_native_bf16_cpus_and_channels_last_reaches_the_convolutions(
+        tmp_path, monkeypatch, native):
+    monkeypatch.setattr("common.devices.cpu_has_native_bf16", lambda: native)  # either CPU, on any test machine
     backbone = TinyConvNet()
     model = Classifier(backbone, ["no", "yes"], task="binary", channels_last=True)
     x, y = torch.rand(8, 3, 10, 12), torch.randint(0, 2, (8,)).float()
     trainer = build_trainer(max_steps=2, accelerator="cpu", cpu_bf16=True, default_root_dir=str(tmp_path),
                             logger=False, enable_checkpointing=False, enable_progress_bar=False)
     trainer.fit(model, train_dataloaders=batch_loader(BatchTensors(x, y), 4))
-    expected = torch.bfloat16 if cpu_has_native_bf16() else torch.float32
-    assert str(trainer.precision) == ("bf16-mixed" if cpu_has_native_bf16() else "32-true")
+    expected = torch.bfloat16 if native else torch.float32
+    assert str(trainer.precision) == ("bf16-mixed" if native else "32-true")
     assert backbone.seen and all(dtype == expected and channels_last for dtype, channels_last in backbone.seen)
     assert backbone.conv.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_native_bf16_is_read_from_the_cpu_flags():
+    if platform.system() != "Linux":
+        pytest.skip("the CPU's flags are read from /proc/cpuinfo (Linux)")
+    flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
+    assert cpu_has_native_bf16() == ("avx512_bf16" in flags or "amx_bf16" in flags)
 
 
 def test_plain_settings_stay_fp32_and_contiguous(tmp_path):
@@ -132,8 +150,7 @@ class FailingBackbone(RecordingBackbone):
 
 
 def test_a_failed_fit_gives_back_threads_and_heap_settings(tmp_path):
-    if not set_heap_reuse(False):
-        pytest.skip("heap reuse needs glibc (Linux)")
+    needs_glibc()
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
@@ -159,8 +176,7 @@ def page_faults_of_big_allocations(mebibytes: int = 64, times: int = 3) -> int:
 
 
 def test_heap_reuse_stops_big_blocks_page_faulting_each_time():
-    if not set_heap_reuse(False):
-        pytest.skip("heap reuse needs glibc (Linux)")
+    needs_glibc()
     page_faults_of_big_allocations()
     fresh = page_faults_of_big_allocations()
     try:
@@ -175,8 +191,7 @@ def test_heap_reuse_stops_big_blocks_page_faulting_each_time():
 
 
 def test_cpu_runs_reuse_the_heap_and_hand_it_back_afterwards(tmp_path, capsys):
-    if not set_heap_reuse(False):
-        pytest.skip("heap reuse needs glibc (Linux)")
+    needs_glibc()
     backbone = RecordingBackbone(heap_reuse_enabled)
     x, y = torch.rand(16, 8), torch.randint(0, 2, (16,)).float()
     trainer = build_trainer(max_steps=2, accelerator="cpu", default_root_dir=str(tmp_path), run_name="heap",
@@ -224,8 +239,7 @@ def test_multikernel_cnn_gives_the_same_logits_in_either_layout():
 def test_batched_explanations_reuse_the_heap_inside_and_leave_an_outer_setting_alone():
     from motifs.explain import predict
 
-    if not set_heap_reuse(False):
-        pytest.skip("heap reuse needs glibc (Linux)")
+    needs_glibc()
     backbone = RecordingBackbone(heap_reuse_enabled)
     model = Classifier(backbone, ["no", "yes"])
     x = torch.rand(5, 4, 2)  # five 2-bp one-hot-shaped windows: 8 features
