@@ -10,7 +10,7 @@ import torch
 from common.errors import ConfigError, DataError
 from rickmorty.augment import augmentation
 from rickmorty.data import FrameData, presence_targets, take_groups, target_tensor
-from rickmorty.images import FRAME_SIZE
+from rickmorty.images import FRAME_SIZE, read_frame
 
 
 def test_presence_targets_per_task():
@@ -29,10 +29,13 @@ def test_target_tensor_dtypes():
 
 def test_take_groups_keeps_whole_groups():
     groups = np.array([0, 0, 0, 1, 1, 2, 3, 3])
-    kept = take_groups(groups, 5, seed=0)
-    assert len(kept) <= 5
-    for g in set(groups[kept].tolist()):
-        assert (groups[kept] == g).sum() == (groups == g).sum()
+    assert take_groups(groups, 5, seed=0).tolist() == [0, 1, 2, 5]  # scenes 0 and 2: 4 frames
+    for seed in range(8):
+        kept = take_groups(groups, 5, seed=seed)
+        assert 0 < len(kept) <= 5
+        for g in set(groups[kept].tolist()):
+            assert (groups[kept] == g).sum() == (groups == g).sum()
+    assert take_groups(groups, 8, seed=0).tolist() == list(range(8))  # a limit above the total keeps every frame
 
 
 def test_augmentation_changes_frames_but_keeps_shape_and_range():
@@ -64,8 +67,12 @@ def test_folder_tree_stream_loading_with_augmentation_in_workers(frame_tree):
                      num_workers=1, cache_dir=None, val_fraction=0.25)
     assert data.class_names == ["morty", "rick"]
     data.setup("fit")
-    x, y = next(iter(data.train_dataloader()))
+    loader = data.train_dataloader()
+    x, y = next(iter(loader))
     assert x.shape == (4, 3, *FRAME_SIZE) and x.dtype == torch.float32 and y.dtype == torch.int64
+    first, again = loader.dataset[0][0], loader.dataset[0][0]  # read from its file each time, augmented anew
+    as_read = read_frame(loader.dataset.paths[0], FRAME_SIZE)[0].float() / 255
+    assert not torch.allclose(first, again) and not torch.allclose(first, as_read)
 
 
 def test_labels_csv_for_multilabel(tmp_path, frame_tree):
@@ -104,13 +111,13 @@ def test_held_out_test_folder_and_cache(tmp_path, frame_tree):
 
 
 def test_bad_settings_are_refused():
-    with pytest.raises(ConfigError, match="split"):
+    with pytest.raises(ConfigError, match="unknown split 'sideways'; choose grouped or random"):
         FrameData(None, split="sideways")
-    with pytest.raises(ConfigError, match="val_fraction"):
+    with pytest.raises(ConfigError, match="val_fraction=0.7 and test_fraction=0.4 must leave training data"):
         FrameData(None, val_fraction=0.7, test_fraction=0.4)
-    with pytest.raises(ConfigError, match="task"):
+    with pytest.raises(ConfigError, match="unknown task 'regression'; choose binary, multilabel or multiclass"):
         FrameData(None, task="regression")
-    with pytest.raises(ConfigError, match="predict_dir"):
+    with pytest.raises(ConfigError, match="predict needs a folder of images: set data.predict_dir"):
         FrameData(None).setup("predict")
-    with pytest.raises(DataError):
+    with pytest.raises(DataError, match="data folder /nonexistent/frames does not exist"):
         FrameData("/nonexistent/frames")
