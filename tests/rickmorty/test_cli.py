@@ -65,8 +65,9 @@ class FrameMeans(L.LightningModule):
 
 
 def test_the_entry_point_also_runs_models_without_labels(tmp_path):
-    main(["fit", "--data", "rickmorty.data.FrameData", "--data.synthetic_count", "40", "--model",
-          "tests.rickmorty.test_cli.FrameMeans", "--trainer.max_epochs", "1", "--trainer.limit_val_batches", "0",
-          "--trainer.default_root_dir", str(tmp_path), "--trainer.enable_progress_bar", "false",
-          "--trainer.enable_checkpointing", "false"])
+    cli = main(["fit", "--data", "rickmorty.data.FrameData", "--data.synthetic_count", "40", "--model",
+                "tests.rickmorty.test_cli.FrameMeans", "--trainer.max_epochs", "1", "--trainer.limit_val_batches", "0",
+                "--trainer.default_root_dir", str(tmp_path), "--trainer.enable_progress_bar", "false",
+                "--trainer.enable_checkpointing", "false"])
     assert list(tmp_path.rglob("run_info_fit.json"))
+    assert isinstance(cli.model, FrameMeans) and cli.model.scale.item() != 1  # it was built and trained
