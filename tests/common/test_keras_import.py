@@ -71,11 +71,13 @@ def test_kernel_layouts_conv1d_and_transpose(tmp_path):
     weight, _ = layer.torch_weights()
     assert weight.shape == (6, 4, 3) and weight[5, 1, 2] == layer.weights[0][2, 1, 5]  # (k, in, out) -> (out, in, k)
     path = write_keras_h5(tmp_path / "tt.h5", [
-        ("Conv2DTranspose", {"name": "ct", "filters": 5, "kernel_size": [3, 3], "batch_input_shape": [None, 6, 6, 2]},
-         [rng.normal(size=(3, 3, 5, 2)), rng.normal(size=5)])])
-    model = read_keras_model(path)
-    assert model.layers[0].output_shape == (8, 8, 5)
-    assert model.layers[0].torch_weights()[0].shape == (2, 5, 3, 3)  # ConvTranspose2d: (in, out, kh, kw)
+        ("Conv2DTranspose", {"name": "ct", "filters": 5, "kernel_size": [3, 2], "batch_input_shape": [None, 6, 6, 2]},
+         [rng.normal(size=(3, 2, 5, 2)), rng.normal(size=5)])])
+    layer = read_keras_model(path).layers[0]
+    assert layer.output_shape == (8, 7, 5)
+    weight, _ = layer.torch_weights()
+    # keras (kh, kw, out, in) -> ConvTranspose2d (in, out, kh, kw); a non-square kernel shows kh and kw apart
+    assert weight.shape == (2, 5, 3, 2) and weight[1, 4, 2, 0] == layer.weights[0][2, 0, 4, 1]
 
 
 def test_missing_truncated_and_non_hdf5_files_are_refused(tmp_path):
