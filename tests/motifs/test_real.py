@@ -56,4 +56,4 @@ def test_ism_top_positions_are_enriched_for_sox17_sites(sox17_model):
     x, _ = test.subset(np.flatnonzero(test.labels == 1)[:100]).tensors()
     importance = zero_ism(model, x, 1)  # drop of P(SOX17) when a base is zeroed
     enrichment = top_position_enrichment(importance, hit_mask(x, known_matrix("SOX17")), top_k=5)
-    assert enrichment["enrichment"] > 1.5
+    assert enrichment["enrichment"] > 4  # untrained CourseCNNs: 0.4-2.1 over seeds 0-5; trained: ~7.4
