@@ -170,6 +170,7 @@ def markdown(report: dict) -> str:
 
 
 def main(out: Path = ROOT / "benchmarks" / "results", pictures: Path = ROOT / "runs" / "keras_import_report") -> dict:
+    """Check every course keras file against keras' outputs and on real data; write the report, return its results."""
     torch.manual_seed(0)
     start = time.perf_counter()
     models = course_data("RickandMorty/data/models")

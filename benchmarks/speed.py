@@ -359,10 +359,12 @@ def machine(device: str = "cpu") -> dict:
 
 
 def fmt(value: float) -> str:
+    """Format samples/s: thousands separated, 3 significant digits below 100."""
     return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
 
 
 def ratio_cell(summary: dict, key: str) -> str:
+    """Return a table cell: the median ratio, its range and whether the target is met."""
     if key not in summary:
         return "-"
     r = summary[key]
@@ -406,6 +408,7 @@ def markdown(result: dict) -> str:
 
 
 def main() -> None:
+    """Time every course model on every path, repeated; write the .json and .md results."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--keras-python", default="/work/tfbench/bin/python")

@@ -97,6 +97,7 @@ def markdown(result: dict) -> str:
 
 
 def main() -> None:
+    """Train the image CNN, motif CNN and dense baseline fast and in fp32 on the real data; write the metrics."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--image-epochs", type=int, default=6)
     parser.add_argument("--motif-epochs", type=int, default=8)

@@ -230,6 +230,7 @@ def markdown(result: dict) -> str:
 
 
 def main() -> None:
+    """Measure data loading, encoding, ISM, Grad-CAM and memory; write the results."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--tag", default="")

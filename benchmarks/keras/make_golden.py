@@ -59,6 +59,7 @@ def golden_inputs(stem: str) -> np.ndarray:
 
 
 def main(models: Path, out: Path) -> None:
+    """Write each course keras model's golden inputs and outputs into `out`."""
     out.mkdir(parents=True, exist_ok=True)
     for path in sorted(models.glob("*.h5")):
         model = tf_keras.models.load_model(path, compile=False)
