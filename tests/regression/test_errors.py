@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from common.errors import ConfigError, DataError
+from common.seeding import seed_everything
 from common.trainer import build_trainer
-from regression import DenseRegressor, RegressionData, validate_xy
+from regression import DenseRegressor, RegressionData, predict_array, validate_xy
 
 
 def test_non_numeric_values_are_named():
@@ -78,9 +79,15 @@ def test_a_csv_with_several_inputs_trains(tmp_path):
     path = tmp_path / "data.csv"
     path.write_text("dose,time,response\n" + "".join(f"{i},{i % 7},{i ** 0.5 + i % 7}\n" for i in range(60)))
     data = RegressionData(csv_path=str(path), x_columns=["dose", "time"], y_columns=["response"])
-    trainer = build_trainer(max_epochs=1, default_root_dir=str(tmp_path), enable_progress_bar=False)
-    trainer.fit(DenseRegressor(n_inputs=data.n_inputs), data)  # Lightning compares both modules' n_inputs
+    seed_everything(0)
+    model = DenseRegressor(n_inputs=data.n_inputs)  # Lightning compares both modules' n_inputs
+    before = float(np.mean((predict_array(model, data.x_val) - data.y_val) ** 2))
+    trainer = build_trainer(max_epochs=30, default_root_dir=str(tmp_path), enable_progress_bar=False)
+    trainer.fit(model, data)
+    after = float(np.mean((predict_array(model, data.x_val) - data.y_val) ** 2))
     assert data.hparams.n_inputs == 2 and trainer.state.finished
+    # Validation MSE measured: 87.5 untrained, 3.35 after 30 epochs (after/before 0.01-0.12 over seeds 0-7).
+    assert after < before / 5, (before, after)
     one_input = build_trainer(default_root_dir=str(tmp_path), logger=False, enable_progress_bar=False)
     with pytest.raises(ConfigError, match=r"the checkpoint's net has 2 input\(s\) and 1 output\(s\), but this run's "
                                           r"data gives 1 and 1"):

@@ -95,20 +95,48 @@ def test_grouped_steps_train_to_identical_weights(tmp_path, steps_per_execution)
     assert torch.equal(one, _train_weights(tmp_path / "many", 3, steps_per_execution=steps_per_execution))
 
 
-def test_interrupted_run_resumes_from_last_ckpt_with_same_step_count(tmp_path):
-    data = RegressionData(n_train=320, n_val=50)
+class RecordOptimizerSteps(L.Callback):
+    """Record the epoch of every optimiser step a fit takes (one Lightning batch may hold several)."""
+
+    def __init__(self):
+        self.epochs, self.handle = [], None
+
+    def on_train_start(self, trainer, pl_module):
+        self.handle = trainer.optimizers[0].register_step_post_hook(
+            lambda *_: self.epochs.append(trainer.current_epoch))
+
+    def on_train_end(self, trainer, pl_module):
+        self.handle.remove()
+
+
+def test_interrupted_run_resumes_from_last_ckpt_where_it_stopped(tmp_path):
+    data = RegressionData(n_train=320, n_val=50)  # 10 optimiser steps an epoch
     seed_everything(0)
-    full = quiet_trainer(tmp_path / "full", max_epochs=5)
-    full.fit(DenseRegressor(), data)
+    full_steps = RecordOptimizerSteps()
+    full_model = DenseRegressor()
+    full = quiet_trainer(tmp_path / "full", max_epochs=5, callbacks=[full_steps])
+    full.fit(full_model, data)
     seed_everything(0)
     interrupted = quiet_trainer(tmp_path / "resumed", max_epochs=2)
     interrupted.fit(DenseRegressor(), data)
     assert interrupted.global_step == 2 * 10
+    # The shuffles of later epochs come from torch's global generator, which a checkpoint does not hold:
+    # carry it over as one uninterrupted process would, past the fresh model's initialisation.
+    generator = torch.get_rng_state()
+    resumed_model = DenseRegressor()
+    torch.set_rng_state(generator)
     last = tmp_path / "resumed" / "deepbio" / "version_0" / "checkpoints" / "last.ckpt"
-    resumed = quiet_trainer(tmp_path / "resumed", max_epochs=5)
-    resumed.fit(DenseRegressor(), data, ckpt_path=str(last))
+    resumed_steps = RecordOptimizerSteps()
+    resumed = quiet_trainer(tmp_path / "resumed", max_epochs=5, callbacks=[resumed_steps])
+    resumed.fit(resumed_model, data, ckpt_path=str(last))
+    assert full_steps.epochs == [epoch for epoch in range(5) for _ in range(10)]
+    # Only the 3 epochs left run, numbered on from the checkpoint (starting over would run epochs 0-4).
+    assert resumed_steps.epochs == [epoch for epoch in range(2, 5) for _ in range(10)]
     assert resumed.global_step == full.global_step == 5 * 10
     assert resumed.current_epoch == full.current_epoch
+    # Weights, Adam's moments and the epoch count all restored: the same weights as never stopping, bit for bit.
+    assert torch.equal(torch.cat([p.detach().flatten() for p in resumed_model.parameters()]),
+                       torch.cat([p.detach().flatten() for p in full_model.parameters()]))
 
 
 def test_linear_fit_recovers_a_line_exactly():
