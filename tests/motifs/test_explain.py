@@ -81,13 +81,29 @@ def test_windows_in_other_shapes_are_read_or_refused_clearly():
             call()
 
 
+def mean_top3_similarity(scores: dict[str, np.ndarray]) -> float:
+    """Return the mean over factors of the mean similarity of each factor's three best-matching filters."""
+    return float(np.mean([np.sort(per_filter)[-3:].mean() for per_filter in scores.values()]))
+
+
 def test_filters_become_known_motifs(trained, tmp_path):
+    """Training moves first-layer filters toward SOX17 and PRDM1, against the same network before training.
+
+    A 5 bp filter matches some stretch of a 9-15 bp motif by chance: the best untrained filter scores
+    0.67-0.96 (seeds 0-11), so an absolute threshold cannot fail. The untrained network here is the trained
+    one's starting point (train() seeds 0 before building it). Mean top-3 similarity, trained minus
+    untrained, measured for seeds 0-11: 0.057-0.170 (seed 0, the fixture: 0.129); untrained alone 0.65-0.79.
+    """
     model, data = trained
     x, _ = data.splits["test"].tensors()
+    known = {"SOX17": known_matrix("SOX17"), "PRDM1": known_matrix("PRDM1")}
     pfms = filter_pfms(model.backbone.first_layer, x)
     assert pfms.shape == (20, 5, 4) and np.allclose(pfms.sum(-1), 1)
-    scores = filter_similarities(pfms, {"SOX17": known_matrix("SOX17"), "PRDM1": known_matrix("PRDM1")})
-    assert scores["SOX17"].max() > 0.8 and scores["PRDM1"].max() > 0.8
+    seed_everything(0)
+    untrained = Classifier(CourseCNN(length=100, dense_activation="relu"), data.class_names, task="multiclass")
+    before = mean_top3_similarity(filter_similarities(filter_pfms(untrained.backbone.first_layer, x), known))
+    after = mean_top3_similarity(filter_similarities(pfms, known))
+    assert after - before > 0.03, (before, after)
     assert plot_filter_logos(pfms, tmp_path / "filters.png").stat().st_size > 10_000
 
 
