@@ -86,6 +86,22 @@ def mean_top3_similarity(scores: dict[str, np.ndarray]) -> float:
     return float(np.mean([np.sort(per_filter)[-3:].mean() for per_filter in scores.values()]))
 
 
+def test_filter_pfms_spell_what_a_filter_matches():
+    motif = "GATTACA"
+    conv = torch.nn.Conv1d(4, 2, len(motif))
+    with torch.no_grad():
+        conv.weight.zero_()
+        conv.weight[0] = 2 * encode([motif])[0] - 1  # +1 on the motif's bases, -1 elsewhere: 7 only where it is
+        conv.weight[1] = -1  # never positive: a filter that never fires
+        conv.bias.zero_()
+    rng = np.random.default_rng(0)
+    windows = ["".join(rng.choice(list("ACGT"), 30)) for _ in range(50)]
+    windows = [w[:10] + motif + w[17:] if i % 5 == 0 else w for i, w in enumerate(windows)]
+    pfms = filter_pfms(conv, encode(windows), threshold=0.99)
+    assert "".join("ACGT"[i] for i in pfms[0].argmax(-1)) == motif and pfms[0].max() > 0.7
+    np.testing.assert_allclose(pfms[1], 0.25)  # no counts: uniform rows
+
+
 def test_filters_become_known_motifs(trained, tmp_path):
     """Training moves first-layer filters toward SOX17 and PRDM1, against the same network before training.
 
