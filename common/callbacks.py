@@ -1,14 +1,16 @@
-"""Callbacks every task uses: checkpoints, progress bar, CPU threads, heap reuse, eval weight casts, run info, predictions.csv."""
+"""Callbacks every task uses: checkpoints (with random state), progress bar, CPU threads, heap reuse, eval casts, run info, CSV."""
 from __future__ import annotations
 
 import csv
 import json
 import math
+import random
 import time
 from contextlib import ExitStack
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint, TQDMProgressBar
@@ -177,6 +179,38 @@ class CastWeightsOnceForEval(L.Callback):
 
     on_validation_batch_start = on_test_batch_start = on_predict_batch_start = cast
     on_validation_epoch_end = on_test_epoch_end = on_predict_epoch_end = on_exception = restore
+
+
+class ResumeRandomState(L.Callback):
+    """Keep the random generators' states in checkpoints, so that a resumed fit draws what an unbroken one would.
+
+    Shuffling and dropout draw from torch's global generator, which Lightning's checkpoints do not
+    hold: without this, a fit resumed from last.ckpt trains on other batches than one never stopped.
+    (Persistent DataLoader workers keep generators of their own, which start afresh on resuming.)
+    Stored as tensors and plain numbers, so checkpoints still load with weights_only=True.
+    """
+
+    def state_dict(self) -> dict:
+        """Return the states of Python's, NumPy's and torch's generators (CUDA's too, where used)."""
+        kind, keys, position, has_gauss, gauss = np.random.get_state()
+        state = {"python": random.getstate(), "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), position,
+                                                         has_gauss, gauss), "torch": torch.get_rng_state()}
+        if torch.cuda.is_initialized():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore the generators' states a checkpoint holds (those it lacks are left as they are)."""
+        if "python" in state_dict:
+            version, internal, gauss = state_dict["python"]
+            random.setstate((version, tuple(internal), gauss))
+        if "numpy" in state_dict:
+            kind, keys, position, has_gauss, gauss = state_dict["numpy"]
+            np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, gauss))
+        if "torch" in state_dict:
+            torch.set_rng_state(state_dict["torch"])
+        if "cuda" in state_dict and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state_dict["cuda"])
 
 
 class RunInfo(L.Callback):

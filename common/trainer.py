@@ -12,8 +12,8 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
-from common.callbacks import (CastWeightsOnceForEval, CompilePoolingWherePays, ReuseFreedMemory, RunInfo,
-                              TimedProgressBar, TinyModelThreads, best_and_last_checkpoint)
+from common.callbacks import (CastWeightsOnceForEval, CompilePoolingWherePays, ResumeRandomState, ReuseFreedMemory,
+                              RunInfo, TimedProgressBar, TinyModelThreads, best_and_last_checkpoint)
 from common.devices import resolve_accelerator, resolve_precision, skip_nvml_cuda_check_without_nvml
 
 
@@ -96,7 +96,7 @@ def build_trainer(
     quiet_run_log()
     device_type = resolve_accelerator(accelerator)
     all_callbacks: list[Callback] = [CastWeightsOnceForEval(), TinyModelThreads(), ReuseFreedMemory(), RunInfo(),
-                                     CompilePoolingWherePays(compile_pooling)]
+                                     CompilePoolingWherePays(compile_pooling), ResumeRandomState()]
     if enable_checkpointing:
         all_callbacks.append(best_and_last_checkpoint(monitor, mode))
     if enable_progress_bar:

@@ -98,6 +98,32 @@ def test_each_task_learns_and_its_best_checkpoint_rebuilds(task, tmp_path):
         torch.testing.assert_close(probs.sum(-1), torch.ones(5))
 
 
+@remember_init_args
+class DropoutBackbone(TinyBackbone):
+    """TinyBackbone with dropout: its masks, like the shuffling, come from torch's global generator."""
+
+    def __init__(self, n_inputs: int = 8, width: int = 32):
+        super().__init__(n_inputs, width)
+        self.net.append(nn.Dropout(0.5))
+
+
+def test_a_fit_resumed_from_last_checkpoint_ends_where_an_unbroken_one_does(tmp_path):
+    def fit(folder, epochs, ckpt_path=None):
+        model = Classifier(DropoutBackbone(), CASES["binary"], lr=0.01)
+        trainer = build_trainer(max_epochs=epochs, default_root_dir=str(tmp_path / folder), enable_progress_bar=False,
+                                logger=False)
+        trainer.fit(model, ToyData("binary"), ckpt_path=ckpt_path)
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    seed_everything(0)
+    unbroken = fit("unbroken", 4)
+    seed_everything(0)
+    fit("stopped", 2)
+    torch.manual_seed(123)  # the resumed process starts elsewhere: the checkpoint brings back the generators' state
+    resumed = fit("stopped", 4, ckpt_path=str(tmp_path / "stopped" / "checkpoints" / "last.ckpt"))
+    assert torch.equal(resumed, unbroken)
+
+
 class RecordLog(logging.Handler):
     """Keep the messages of the log records handled."""
 
