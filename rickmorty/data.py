@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 from common.data import BatchTensors, batch_loader, group_split_indices, random_split_indices
 from common.errors import ConfigError, DataError
 from common.paths import course_data, data_path, shown_path
-from rickmorty.audit import Frames, collapse_duplicates, scene_groups
+from rickmorty.audit import SCENE_THRESHOLD, Frames, collapse_duplicates, scene_groups
 from rickmorty.augment import augmentation
 from rickmorty.images import FRAME_SIZE, as_float, read_folder, read_frame, warn_issues
 from rickmorty.sources import COURSE_LAYOUT, LabelledFiles, find_labelled_files, source_class_names
@@ -104,8 +104,10 @@ class FrameData(L.LightningDataModule):
     $DEEPBIO_DATA), or a folder (course layout, or one folder per class); labels_csv: a CSV of
     path,label instead (paths relative to data_dir if given, else to the CSV's folder). Any path
     here may be "course:<relative>", a path inside the course data. Distinct frames are kept
-    (exact copies collapsed, contradictions excluded), grouped into scenes, and split by scene
-    ("grouped") or at random ("random", the course's way).
+    (exact copies collapsed, contradictions excluded), grouped into scenes (frames whose grey
+    thumbnails correlate above `scene_threshold`, linked transitively), and split by scene
+    ("grouped") or at random ("random": the course's way, though the course split the files
+    themselves, so byte-identical copies could also land on both sides).
     test_dir: a held-out folder of the same kind; frames sharing a scene with it leave train/val.
     loading: "cache" (all frames decoded once to uint8) or "stream" (decoded from files in workers).
     augment: random shear/rotation/shift/flip/jitter/noise on training frames (either loading).
@@ -130,7 +132,7 @@ class FrameData(L.LightningDataModule):
         predict_dir: str | None = None,
         synthetic_count: int = 2000,
         max_frames: int | None = None,
-        scene_threshold: float = 0.8,
+        scene_threshold: float = SCENE_THRESHOLD,
         cache_dir: str | None = "~/.cache/deepbio/rickmorty",
         seed: int = 0,
     ) -> None:
