@@ -53,9 +53,14 @@ def allowed_intervals(low: float, high: float, gaps: list[list[float]] | None) -
 def sample_uniform(n: int, low: float, high: float, n_inputs: int = 1, gaps: list[list[float]] | None = None,
                    seed: int = 0) -> np.ndarray:
     """Return (n, n_inputs) float32 samples uniform on [low, high] minus the gaps."""
+    return sample_intervals(n, allowed_intervals(low, high, gaps), n_inputs, seed)
+
+
+def sample_intervals(n: int, intervals: list[tuple[float, float]], n_inputs: int = 1, seed: int = 0) -> np.ndarray:
+    """Return (n, n_inputs) float32 samples uniform on the union of disjoint intervals."""
     if n <= 0:
         raise ConfigError(f"the number of samples must be positive, got {n}")
-    intervals = np.array(allowed_intervals(low, high, gaps))
+    intervals = np.array(intervals, dtype=np.float64)
     lengths = intervals[:, 1] - intervals[:, 0]
     rng = np.random.default_rng(seed)
     which = rng.choice(len(intervals), size=(n, n_inputs), p=lengths / lengths.sum())
@@ -96,9 +101,10 @@ def _is_finite_number(text: str) -> bool:
 class RegressionData(L.LightningDataModule):
     """Training and independently drawn validation data for learning y = f(x).
 
-    Course defaults: 50 samples of x ~ U(0, 100), f = sqrt. The gap experiment: train on
-    [0, 200] minus gaps [[80, 120]], validate on all of [0, 200]. With `csv_path`, x and y
-    columns come from a file instead, split at random by `val_fraction`.
+    Course defaults: 50 samples of x ~ U(0, 100), f = sqrt. The gap experiment: train and
+    validate on [0, 200] minus gaps [[80, 120]] (validation chooses the epoch, so it must not see
+    the gaps either), and score the gaps on `n_val` separate samples drawn inside them (x_gap,
+    y_gap). With `csv_path`, x and y columns come from a file instead, split at random by `val_fraction`.
     Predictions run on the grid predict_low..predict_high (step predict_step) for one input.
     Training takes optimiser steps of `batch_size` rows; `steps_per_execution` of them run in one
     Lightning step (as keras' option of that name), which for this tiny net removes most of the
@@ -130,12 +136,18 @@ class RegressionData(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
+        self.x_gap: np.ndarray | None = None
+        self.y_gap: np.ndarray | None = None
         if csv_path:
             self.x_train, self.y_train, self.x_val, self.y_val = self._from_csv()
             self.data_source = f"CSV file {csv_path}"
         else:
             self.x_train, self.y_train = self._draw(n_train, gaps, seed)
-            self.x_val, self.y_val = self._draw(n_val, None, seed + 1)
+            # Validation chooses the epoch: it must not see the gaps either, or the net's gap score flatters it.
+            self.x_val, self.y_val = self._draw(n_val, gaps, seed + 1)
+            inside = [(max(a, low), min(b, high)) for a, b in gaps or [] if min(b, high) > max(a, low)]
+            if inside:
+                self.x_gap, self.y_gap = self._targets(sample_intervals(n_val, inside, n_inputs, seed + 2), seed + 2)
             self.data_source = f"synthetic: y = {function}(x) on [{low}, {high}], gaps {gaps or 'none'}, seed {seed}"
         self.n_inputs = self.x_train.shape[1]
         # A CSV's x_columns decide it; Lightning checks the saved value against the model's.
@@ -145,7 +157,10 @@ class RegressionData(L.LightningDataModule):
 
     def _draw(self, n: int, gaps, seed: int) -> tuple[np.ndarray, np.ndarray]:
         hp = self.hparams
-        x = sample_uniform(n, hp.low, hp.high, hp.n_inputs, gaps, seed)
+        return self._targets(sample_uniform(n, hp.low, hp.high, hp.n_inputs, gaps, seed), seed)
+
+    def _targets(self, x: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        hp = self.hparams
         y = apply_target(hp.function, x)
         if hp.noise_sd:
             y = y + np.random.default_rng(seed + 100).normal(0, hp.noise_sd, y.shape).astype(np.float32)

@@ -20,8 +20,10 @@ def summarize_fit(model, data: RegressionData, run_dir: str | Path) -> dict:
     linear = fit_linear(data.x_train, data.y_train)
     results = {"val_mse_net": float(np.mean((predict_array(model, data.x_val) - data.y_val) ** 2)),
                "val_mse_linear": float(np.mean((linear.predict(data.x_val) - data.y_val) ** 2))}
-    for gap in data.hparams.gaps or []:
-        comparison = compare_in_range(model, linear, data.x_val, data.y_val, *gap)
+    scored_gaps = data.hparams.gaps if data.x_gap is not None else None  # a CSV's data has no gap samples
+    for gap in scored_gaps or []:
+        # Scored on samples drawn inside the gaps, which neither training nor the choice of epoch saw.
+        comparison = compare_in_range(model, linear, data.x_gap, data.y_gap, *gap)
         results.update({f"gap_{gap[0]:g}_{gap[1]:g}_{k}": v for k, v in comparison.items()})
     if data.n_inputs == 1:
         grid = data.predict_inputs()

@@ -11,6 +11,7 @@ from common.summary import count_parameters, summarize
 from common.trainer import build_trainer
 from regression import DenseRegressor, RegressionData, fit_linear, predict_array
 from regression.evaluate import compare_in_range
+from regression.experiment import summarize_fit
 
 
 def quiet_trainer(tmp_path, **kwargs):
@@ -29,12 +30,16 @@ def test_gap_experiment_net_beats_linear_inside_the_gap(tmp_path):
     seed_everything(0)
     data = RegressionData(n_train=5000, n_val=2000, high=200.0, gaps=[[80.0, 120.0]])
     assert not ((data.x_train > 80) & (data.x_train < 120)).any(), "training data must avoid the gap"
-    assert ((data.x_val > 80) & (data.x_val < 120)).any(), "validation must cover the gap"
+    # Validation chooses the epoch, so it avoids the gap too; the gap is scored on its own sample.
+    assert not ((data.x_val > 80) & (data.x_val < 120)).any(), "validation must avoid the gap"
+    assert len(data.x_gap) == 2000 and ((data.x_gap >= 80) & (data.x_gap <= 120)).all()
     model = DenseRegressor()
     quiet_trainer(tmp_path, max_epochs=6).fit(model, data)
-    result = compare_in_range(model, fit_linear(data.x_train, data.y_train), data.x_val, data.y_val, 80, 120)
-    assert result["n"] > 100
+    result = compare_in_range(model, fit_linear(data.x_train, data.y_train), data.x_gap, data.y_gap, 80, 120)
+    assert result["n"] == 2000
     assert result["net_mse"] < 0.75 * result["linear_mse"]
+    results = summarize_fit(model, data, tmp_path)  # what results.json and the tour report
+    assert results["gap_80_120_net_mse"] == result["net_mse"] and results["gap_80_120_n"] == 2000
 
 
 class RecordPredictions(L.Callback):
