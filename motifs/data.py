@@ -16,7 +16,7 @@ from common.paths import shown_path
 from motifs.augment import random_reverse_complement, random_shift
 from motifs.background import random_genomic_windows
 from motifs.encode import gc_content, has_unknown, one_hot, sequence_codes
-from motifs.io import bed_windows, open_fasta, parse_region, read_bed, read_fasta
+from motifs.io import bed_windows, chromosome_lengths, open_fasta, parse_region, read_bed, read_fasta
 from motifs.shuffle import shuffle_all
 from motifs.synthetic import synthetic_windows
 
@@ -65,7 +65,8 @@ class MotifData(L.LightningDataModule):
     separated for co-bound regions), or, with neither, from built-in synthetic data (SOX17, PRDM1
     and random windows, implants recorded). `negatives` adds a negative class: 'shuffle'
     (dinucleotide-shuffled copies of the positives, kept in their positive's chromosome so splits
-    stay clean) and/or 'genome' (random windows avoiding the peaks, `gc_matched` optional).
+    stay clean) and/or 'genome' (random windows avoiding the peaks, `gc_matched` optional; under the
+    chromosome split each part's are drawn from its own chromosomes, as many as its positives).
     binary: one source plus negatives, or two sources (the first is the negative class).
     multilabel: one output per source; negatives have no label.
     Split by chromosome (default; names 'chrom:start-end') or at random. Any file may be given as
@@ -271,11 +272,25 @@ class MotifData(L.LightningDataModule):
             parts.append(Windows(names, codes, np.repeat(negative_label, len(names), axis=0), positives.chromosomes))
         if "genome" in self.negatives:
             genome = open_fasta(hp.genome, hp.index_dir)
-            targets = gc_content(positives.codes) if hp.gc_matched else None
-            names, codes = random_genomic_windows(genome, len(positives.names), hp.length, self.peak_regions, targets,
-                                                  hp.seed)
-            parts.append(Windows(names, codes, np.repeat(negative_label, len(names), axis=0), chromosomes_of(names)))
+            for offset, (chromosomes, rows) in enumerate(self._genome_parts(positives, genome)):
+                # Each part's negatives come from its own chromosomes, matched to its own peaks: no
+                # statistic of test peaks shapes training negatives, and each part is balanced.
+                targets = gc_content(positives.codes[rows]) if hp.gc_matched else None
+                names, codes = random_genomic_windows(genome, len(rows), hp.length, self.peak_regions, targets,
+                                                      hp.seed + offset, chromosomes=chromosomes)
+                parts.append(Windows(names, codes, np.repeat(negative_label, len(names), axis=0),
+                                     chromosomes_of(names)))
         return parts
+
+    def _genome_parts(self, positives: Windows, genome) -> list[tuple[list[str] | None, np.ndarray]]:
+        """Return (chromosomes to draw from, positive rows) per part: train/val/test by chromosome, else one."""
+        if self.hparams.split != "chromosome":
+            return [(None, np.arange(len(positives.names)))]
+        held_out = self.val_chromosomes + self.test_chromosomes
+        train = [c for c in chromosome_lengths(genome) if c not in held_out]
+        parts = [(chromosomes, np.flatnonzero(np.isin(positives.chromosomes, chromosomes)))
+                 for chromosomes in (train, self.val_chromosomes, self.test_chromosomes)]
+        return [(chromosomes, rows) for chromosomes, rows in parts if len(rows)]
 
     def _negative_label(self, positives: Windows) -> np.ndarray:
         if self.task == "multilabel":

@@ -129,6 +129,32 @@ def test_genome_negatives_avoid_peaks_without_n_and_match_gc(tmp_path):
     assert peaks_gc - unmatched_gc > 0.1  # without matching the AT-rich genome shows: the check above can fail
 
 
+def test_genome_negatives_are_drawn_and_gc_matched_within_each_part(tmp_path):
+    """Training peaks (chr1) are GC-rich, validation peaks (chr2) AT-rich: each part's negatives match its own."""
+    rng = np.random.default_rng(4)
+    peak_gc = {"chr1": 0.65, "chr2": 0.3, "chr3": 0.65}
+    peak_list = [(chrom, 100 + i * 120, 140 + i * 120) for chrom in peak_gc for i in range(12)]
+    chromosomes = {}
+    for chrom, gc in peak_gc.items():
+        sequence = list(random_dna(rng, 3000, gc=0.3) + random_dna(rng, 3000, gc=0.65))
+        for c, start, end in peak_list:
+            if c == chrom:
+                sequence[start:end] = random_dna(rng, end - start, gc=gc)
+        chromosomes[chrom] = "".join(sequence)
+    genome = write_fasta(tmp_path / "genome.fa", chromosomes.items())
+    bed = tmp_path / "peaks.bed"
+    bed.write_text("".join(f"{chrom}\t{start}\t{end}\n" for chrom, start, end in peak_list))
+    data = make(tmp_path, sources={"TF": str(bed)}, genome=genome, task="binary", negatives=["genome"],
+                gc_matched=True, length=40)
+    for part, chrom in (("train", "chr1"), ("val", "chr2"), ("test", "chr3")):
+        windows = data.splits[part]
+        positive = windows.labels == 1
+        assert positive.sum() == (~positive).sum() == 12  # balanced within the part
+        assert set(windows.chromosomes[~positive]) == {chrom}  # drawn from the part's own chromosomes
+        gc = gc_content(windows.codes)
+        assert abs(np.median(gc[~positive]) - np.median(gc[positive])) < 0.05, part
+
+
 def test_labelled_bed_classes_from_a_column(tmp_path):
     rng = np.random.default_rng(3)
     genome = write_fasta(tmp_path / "genome.fa", [(f"chr{i}", random_dna(rng, 2000)) for i in (1, 2, 3)])
