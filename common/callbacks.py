@@ -191,12 +191,14 @@ class ResumeRandomState(L.Callback):
     """
 
     def state_dict(self) -> dict:
-        """Return the states of Python's, NumPy's and torch's generators (CUDA's too, where used)."""
+        """Return the states of Python's, NumPy's and torch's generators (the GPU's too, where used)."""
         kind, keys, position, has_gauss, gauss = np.random.get_state()
         state = {"python": random.getstate(), "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), position,
                                                          has_gauss, gauss), "torch": torch.get_rng_state()}
-        if torch.cuda.is_initialized():
-            state["cuda"] = torch.cuda.get_rng_state_all()
+        if torch.cuda.is_initialized():  # the run's own device: another machine may have fewer GPUs
+            state["cuda"] = torch.cuda.get_rng_state()
+        if torch.backends.mps.is_available():
+            state["mps"] = torch.mps.get_rng_state()
         return state
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -210,7 +212,9 @@ class ResumeRandomState(L.Callback):
         if "torch" in state_dict:
             torch.set_rng_state(state_dict["torch"])
         if "cuda" in state_dict and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state_dict["cuda"])
+            torch.cuda.set_rng_state(state_dict["cuda"])
+        if "mps" in state_dict and torch.backends.mps.is_available():
+            torch.mps.set_rng_state(state_dict["mps"])
 
 
 class RunInfo(L.Callback):

@@ -92,15 +92,22 @@ def check_checkpoint_model(path: str | Path, built: str) -> None:
     """Raise ConfigError when a checkpoint was saved by another kind of model than the class path `built`."""
     saved = read_checkpoint(path, weights_only=True).get("hyper_parameters", {})
     advice = "use it with the command and the config it was trained with (config.yaml in its run folder)"
-    if saved.get("_class_path", built) != built:
-        raise ConfigError(f"checkpoint {path} holds a {saved['_class_path']}, but the config builds a {built}: "
-                          f"{advice}")
+    if "_class_path" in saved:  # LightningCLI recorded the class: that settles it
+        if saved["_class_path"] != built:
+            raise ConfigError(f"checkpoint {path} holds a {saved['_class_path']}, but the config builds a {built}: "
+                              f"{advice}")
+        return
     module_name, _, class_name = built.rpartition(".")
-    accepted = inspect.signature(getattr(importlib.import_module(module_name), class_name).__init__).parameters
-    foreign = sorted(k for k in saved if not k.startswith("_") and k not in accepted)
+    try:
+        parameters = inspect.signature(getattr(importlib.import_module(module_name), class_name).__init__).parameters
+    except (ImportError, AttributeError, ValueError):  # a nested class path, say: the parser judges it
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    foreign = sorted(k for k in saved if not k.startswith("_") and k not in parameters)
     if foreign:
-        raise ConfigError(f"checkpoint {path} was not saved by a {class_name}: it holds settings {class_name} does "
-                          f"not take ({', '.join(foreign)}); {advice}")
+        raise ConfigError(f"checkpoint {path} holds settings a {class_name} does not take ({', '.join(foreign)}): "
+                          f"another kind of model saved it; {advice}")
 
 
 def run_command_line(main: Callable[[], object]) -> None:

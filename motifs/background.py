@@ -43,8 +43,9 @@ def random_genomic_windows(genome: pyfaidx.Fasta, n: int, length: int, avoid: li
     (bins of 0.05), as bedtools shuffle + a GC filter would. `chromosomes` limits the draw.
     """
     rng = np.random.default_rng(seed)
+    wanted = None if chromosomes is None else set(chromosomes)  # a set: assemblies may hold a million contigs
     lengths = {c: n_bp for c, n_bp in chromosome_lengths(genome).items()
-               if n_bp > length and (chromosomes is None or c in chromosomes)}
+               if n_bp > length and (wanted is None or c in wanted)}
     if not lengths:
         raise DataError(f"the genome FASTA has no chromosome longer than {length} bp to draw negatives from")
     names_all, weights = list(lengths), np.array(list(lengths.values()), dtype=np.float64)

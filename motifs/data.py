@@ -286,8 +286,14 @@ class MotifData(L.LightningDataModule):
         """Return (chromosomes to draw from, positive rows) per part: train/val/test by chromosome, else one."""
         if self.hparams.split != "chromosome":
             return [(None, np.arange(len(positives.names)))]
-        held_out = self.val_chromosomes + self.test_chromosomes
-        train = [c for c in chromosome_lengths(genome) if c not in held_out]
+        in_genome = chromosome_lengths(genome)
+        missing = sorted(set(positives.chromosomes) - set(in_genome))
+        if missing:  # their part would get no negatives from them
+            raise DataError(f"peaks lie on chromosomes the genome FASTA {shown_path(self.hparams.genome)} lacks "
+                            f"({', '.join(missing[:5])}; it has {', '.join(list(in_genome)[:5])}...): check the "
+                            "genome build and chromosome naming")
+        held_out = set(self.val_chromosomes + self.test_chromosomes)
+        train = [c for c in in_genome if c not in held_out]
         parts = [(chromosomes, np.flatnonzero(np.isin(positives.chromosomes, chromosomes)))
                  for chromosomes in (train, self.val_chromosomes, self.test_chromosomes)]
         return [(chromosomes, rows) for chromosomes, rows in parts if len(rows)]

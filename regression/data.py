@@ -50,6 +50,12 @@ def allowed_intervals(low: float, high: float, gaps: list[list[float]] | None) -
     return intervals
 
 
+def gap_intervals(low: float, high: float, gaps: list[list[float]] | None) -> list[tuple[float, float]]:
+    """Return the parts of [low, high] the gaps cover, overlapping gaps merged (the complement of allowed_intervals)."""
+    edges = [low, *(x for piece in allowed_intervals(low, high, gaps) for x in piece), high]
+    return [(a, b) for a, b in zip(edges[::2], edges[1::2]) if b > a]
+
+
 def sample_uniform(n: int, low: float, high: float, n_inputs: int = 1, gaps: list[list[float]] | None = None,
                    seed: int = 0) -> np.ndarray:
     """Return (n, n_inputs) float32 samples uniform on [low, high] minus the gaps."""
@@ -139,13 +145,16 @@ class RegressionData(L.LightningDataModule):
         self.x_gap: np.ndarray | None = None
         self.y_gap: np.ndarray | None = None
         if csv_path:
+            if gaps:
+                raise ConfigError("gaps leave ranges out of the synthetic data; a CSV's rows are used as they are: "
+                                  "drop gaps, or leave those rows out of the file")
             self.x_train, self.y_train, self.x_val, self.y_val = self._from_csv()
             self.data_source = f"CSV file {csv_path}"
         else:
             self.x_train, self.y_train = self._draw(n_train, gaps, seed)
             # Validation chooses the epoch: it must not see the gaps either, or the net's gap score flatters it.
             self.x_val, self.y_val = self._draw(n_val, gaps, seed + 1)
-            inside = [(max(a, low), min(b, high)) for a, b in gaps or [] if min(b, high) > max(a, low)]
+            inside = gap_intervals(low, high, gaps)
             if inside:
                 self.x_gap, self.y_gap = self._targets(sample_intervals(n_val, inside, n_inputs, seed + 2), seed + 2)
             self.data_source = f"synthetic: y = {function}(x) on [{low}, {high}], gaps {gaps or 'none'}, seed {seed}"

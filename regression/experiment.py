@@ -20,7 +20,7 @@ def summarize_fit(model, data: RegressionData, run_dir: str | Path) -> dict:
     linear = fit_linear(data.x_train, data.y_train)
     results = {"val_mse_net": float(np.mean((predict_array(model, data.x_val) - data.y_val) ** 2)),
                "val_mse_linear": float(np.mean((linear.predict(data.x_val) - data.y_val) ** 2))}
-    scored_gaps = data.hparams.gaps if data.x_gap is not None else None  # a CSV's data has no gap samples
+    scored_gaps = data.hparams.gaps if data.x_gap is not None else None  # gaps may lie outside [low, high]
     for gap in scored_gaps or []:
         # Scored on samples drawn inside the gaps, which neither training nor the choice of epoch saw.
         comparison = compare_in_range(model, linear, data.x_gap, data.y_gap, *gap)

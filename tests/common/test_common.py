@@ -121,6 +121,13 @@ def test_only_errors_raised_from_a_deepbio_error_end_a_command_in_one_line():
         run_command_line(buggy)
 
 
+class TakesAnything:
+    """A model class whose constructor takes any settings (**kwargs)."""
+
+    def __init__(self, lr: float = 0.1, **kwargs) -> None:
+        self.lr = lr
+
+
 def test_a_checkpoint_is_checked_against_the_model_the_config_builds(tmp_path):
     def saved(name, hparams):
         torch.save({"hyper_parameters": hparams, "state_dict": {}}, tmp_path / name)
@@ -133,9 +140,12 @@ def test_a_checkpoint_is_checked_against_the_model_the_config_builds(tmp_path):
     with pytest.raises(ConfigError, match=r"ae\.ckpt holds a rickmorty\.autoencoder\.ConvAutoencoder, but the "
                                           r"config builds a common\.classifier\.Classifier"):
         check_checkpoint_model(autoencoder, classifier)
-    with pytest.raises(ConfigError, match=r"not saved by a Classifier: it holds settings Classifier does not take "
-                                          r"\(hidden, n_inputs\)"):
+    with pytest.raises(ConfigError, match=r"reg\.ckpt holds settings a Classifier does not take \(hidden, n_inputs\): "
+                                          r"another kind of model saved it"):
         check_checkpoint_model(saved("reg.ckpt", {"hidden": [3], "n_inputs": 1, "lr": 0.1}), classifier)
+    # A model that takes **kwargs, or a recorded class path that matches, is never judged by its settings' names.
+    check_checkpoint_model(saved("kw.ckpt", {"task": "binary", "class_names": ["a"]}), f"{__name__}.TakesAnything")
+    check_checkpoint_model(saved("cls.ckpt", {"_class_path": classifier, "hidden": [3]}), classifier)
     (tmp_path / "junk.ckpt").write_text("junk")
     with pytest.raises(DataError, match=r"junk\.ckpt could not be read"):
         check_checkpoint_model(tmp_path / "junk.ckpt", classifier)

@@ -153,6 +153,11 @@ def test_genome_negatives_are_drawn_and_gc_matched_within_each_part(tmp_path):
         assert set(windows.chromosomes[~positive]) == {chrom}  # drawn from the part's own chromosomes
         gc = gc_content(windows.codes)
         assert abs(np.median(gc[~positive]) - np.median(gc[positive])) < 0.05, part
+    renamed = write_fasta(tmp_path / "renamed.fa", [(c.removeprefix("chr"), s) for c, s in chromosomes.items()])
+    fasta_peaks = write_fasta(tmp_path / "peaks.fa", [(f"{c}:{a}-{b}", chromosomes[c][a:b]) for c, a, b in peak_list])
+    with pytest.raises(DataError, match=r"peaks lie on chromosomes the genome FASTA .*renamed\.fa lacks "
+                                        r"\(chr1, chr2, chr3; it has 1, 2, 3\.\.\.\): check the genome build"):
+        make(tmp_path, sources={"TF": fasta_peaks}, genome=renamed, task="binary", negatives=["genome"], length=40)
 
 
 def test_labelled_bed_classes_from_a_column(tmp_path):

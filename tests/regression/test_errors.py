@@ -32,6 +32,17 @@ def test_empty_range_and_gaps_covering_everything():
         RegressionData(low=0.0, high=10.0, gaps=[[-1.0, 11.0]])
 
 
+def test_overlapping_gaps_are_scored_once_and_a_csv_refuses_gaps(tmp_path):
+    data = RegressionData(n_train=200, n_val=4000, high=200.0, gaps=[[80.0, 120.0], [100.0, 140.0]])
+    assert ((data.x_gap >= 80) & (data.x_gap <= 140)).all()
+    # One uniform sample of 80..140: 100..120 is not drawn twice as densely as the rest.
+    assert abs(((data.x_gap >= 100) & (data.x_gap < 120)).mean() - 1 / 3) < 0.03
+    csv = tmp_path / "xy.csv"
+    csv.write_text("x,y\n" + "".join(f"{i},{i}\n" for i in range(10)))
+    with pytest.raises(ConfigError, match="a CSV's rows are used as they are: drop gaps"):
+        RegressionData(csv_path=str(csv), x_columns=["x"], y_columns=["y"], gaps=[[2.0, 4.0]])
+
+
 def test_unknown_activation_and_function():
     with pytest.raises(ConfigError, match="unknown activation 'relux'.*relu"):
         DenseRegressor(activation="relux")
