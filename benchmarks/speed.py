@@ -219,13 +219,16 @@ class BatchClock(L.Callback):
         self.train_start = 0.0
 
     def on_train_start(self, trainer, pl_module) -> None:
+        """Record training's thread count and start time (the first step's time then includes any compiling)."""
         self.train_threads = torch.get_num_threads()  # during training: TinyModelThreads restores it afterwards
         self.train_start = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        """Record a training batch end: as many steps as its StepBatches hold, else one."""
         self.tick(len(batch) if isinstance(batch, StepBatches) else 1)
 
     def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        """Record a prediction batch end as one step."""
         self.tick(1)
 
     def tick(self, steps: int) -> None:

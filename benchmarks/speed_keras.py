@@ -103,9 +103,11 @@ class BatchClock(keras.callbacks.Callback):
         self.times: list[float] = []
 
     def on_train_batch_end(self, batch, logs=None):
+        """Record the time a training batch ended."""
         self.times.append(time.perf_counter())
 
     def on_predict_batch_end(self, batch, logs=None):
+        """Record the time a prediction batch ended."""
         self.times.append(time.perf_counter())
 
 

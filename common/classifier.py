@@ -156,6 +156,7 @@ class Classifier(L.LightningModule):
         return ["+".join(n for n, p in zip(self.class_names, row) if p >= 0.5) or "none" for row in probs.tolist()]
 
     def training_step(self, batch, batch_idx):
+        """Return the batch's task loss (class-weighted where set) and log it as train_loss."""
         x, y = batch[0], batch[1]
         loss = self.loss(self(x), y)
         self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(x))
@@ -183,22 +184,28 @@ class Classifier(L.LightningModule):
         self.log_dict({f"{prefix}_{k}": v.float() for k, v in values.items()}, prog_bar=False)
 
     def validation_step(self, batch, batch_idx):
+        """Log the batch's val_loss and feed its probabilities to the val metrics."""
         self._evaluate(batch, self.val_metrics, "val")
 
     def on_validation_epoch_end(self) -> None:
+        """Log the epoch's val scores (per class by name), kept in last_metrics; none in the sanity check."""
         self._log_epoch_metrics(self.val_metrics, "val")
 
     def test_step(self, batch, batch_idx):
+        """Log the batch's test_loss and feed its probabilities to the test metrics."""
         self._evaluate(batch, self.test_metrics, "test")
 
     def on_test_epoch_end(self) -> None:
+        """Log the test scores (per class by name) and keep them, confusion matrix included, in last_metrics."""
         self._log_epoch_metrics(self.test_metrics, "test")
 
     def predict_step(self, batch, batch_idx):
+        """Return probabilities (N, n_outputs) of a batch x or (x, ...): sigmoid per output, or softmax (multiclass)."""
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
         return self.probabilities(self(x))
 
     def configure_optimizers(self):
+        """Return the optimiser over the trainable parameters, with a per-step schedule if lr_schedule is one_cycle."""
         # Frozen parameters stay out, so a fine-tuning callback can add them later as their own group.
         optimizer = make_optimizer([p for p in self.parameters() if p.requires_grad], self.hparams.optimizer,
                                    self.hparams.lr, self.hparams.weight_decay, self.hparams.momentum)
@@ -207,13 +214,16 @@ class Classifier(L.LightningModule):
         return with_lr_schedule(optimizer, schedule, total_steps)
 
     def on_fit_start(self) -> None:
+        """Raise ConfigError before training if checkpoints are saved but the backbone could not be rebuilt from one."""
         if self.trainer.checkpoint_callback is not None:
             module_spec(self.backbone)  # checkpoints rebuild the backbone from it: fail now, not at the first save
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Save backbone_spec (the backbone's class path and init args), from which loading rebuilds it."""
         checkpoint["backbone_spec"] = module_spec(self.backbone)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Raise ConfigError for a checkpoint of another task, classes or backbone; else take its saved loss_weights."""
         saved = checkpoint.get("hyper_parameters", {})
         trained_for = (saved.get("task"), list(saved.get("class_names", [])))
         if "class_names" in saved and trained_for != (self.task, self.class_names):

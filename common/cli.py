@@ -55,6 +55,7 @@ class DeepBioCLI(LightningCLI):
         return super().instantiate_trainer(**kwargs)
 
     def add_arguments_to_parser(self, parser) -> None:
+        """Link each of `links` (datamodule value -> model argument), applied when the classes are instantiated."""
         for source, target, *compute_fn in self.links:
             parser.link_arguments(source, target, compute_fn=compute_fn[0] if compute_fn else None,
                                   apply_on="instantiate")

@@ -146,6 +146,7 @@ class CodedMaxPool(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, dims: int) -> torch.Tensor:
+        """Return x max-pooled by 2 (compiled coded_max), saving the window-position code for backward."""
         values, code = CompiledPooling.run(coded_max, x, dims)
         ctx.save_for_backward(code)
         ctx.spatial = tuple(x.shape[2:])
@@ -154,6 +155,7 @@ class CodedMaxPool(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad: torch.Tensor):
+        """Return x's gradient (and None for dims) from the saved code; uncompiled if compiling fails."""
         (code,) = ctx.saved_tensors
         try:
             return coded_max_backward(grad, code, ctx.spatial), None
@@ -190,4 +192,5 @@ class HalvingMaxPool(nn.Module):
         return (F.max_pool1d if self.dims == 1 else F.max_pool2d)(x, 2)
 
     def extra_repr(self) -> str:
+        """Return the settings shown in the module's repr: dims, kernel_size=2, stride=2."""
         return f"dims={self.dims}, kernel_size=2, stride=2"

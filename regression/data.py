@@ -194,12 +194,14 @@ class RegressionData(L.LightningDataModule):
                          dtype=np.float32)[:, None]
 
     def train_dataloader(self):
+        """Return the training loader: shuffled StepBatches, up to `steps_per_execution` steps of `batch_size` rows."""
         # Several optimiser steps per Lightning step need one process: DDP expects one backward per forward.
         steps = self.hparams.steps_per_execution if self.trainer is None or self.trainer.world_size == 1 else 1
         return step_batches_loader(BatchTensors(torch.from_numpy(self.x_train), torch.from_numpy(self.y_train)),
                                    self.hparams.batch_size, steps, shuffle=True)
 
     def val_dataloader(self):
+        """Return the validation loader: (x_val, y_val) in order, `eval_batch_size` rows per slice."""
         return batch_loader(BatchTensors(torch.from_numpy(self.x_val), torch.from_numpy(self.y_val)),
                             self.hparams.eval_batch_size)
 
@@ -211,4 +213,5 @@ class RegressionData(L.LightningDataModule):
                 else "the validation inputs")
 
     def predict_dataloader(self):
+        """Return the prediction loader: batches (x,) of predict_inputs(), `eval_batch_size` rows per slice."""
         return batch_loader(BatchTensors(torch.from_numpy(self.predict_inputs())), self.hparams.eval_batch_size)

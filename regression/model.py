@@ -63,6 +63,7 @@ class DenseRegressor(L.LightningModule):
         return self.net(x)
 
     def training_step(self, batch, batch_idx):
+        """Take one optimiser step per batch (several for StepBatches); log train_mse averaged over their rows."""
         optimizer = self.optimizers()
         steps = batch if isinstance(batch, StepBatches) else [batch]
         squared_errors, rows = [], 0
@@ -77,6 +78,7 @@ class DenseRegressor(L.LightningModule):
                  batch_size=rows)
 
     def validation_step(self, batch, batch_idx):
+        """Log the batch's val_loss (MSE) and feed its predictions to the val_mse/val_mae metrics."""
         x, y = batch
         prediction = self(x).float()
         self.log("val_loss", nn.functional.mse_loss(prediction, y), prog_bar=True, batch_size=len(x),
@@ -84,16 +86,20 @@ class DenseRegressor(L.LightningModule):
         self.val_metrics.update(prediction, y)
 
     def on_validation_epoch_end(self) -> None:
+        """Log the epoch's val_mse and val_mae, then reset them for the next epoch."""
         self.log_dict(self.val_metrics.compute(), prog_bar=True)
         self.val_metrics.reset()
 
     def predict_step(self, batch, batch_idx):
+        """Return predictions (N, n_outputs) for the batch's inputs (N, n_inputs)."""
         return self(batch[0])
 
     def configure_optimizers(self):
+        """Return the configured optimiser (optimizer, lr, weight_decay) over all parameters; no schedule."""
         return make_optimizer(self.parameters(), self.hparams.optimizer, self.hparams.lr, self.hparams.weight_decay)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Raise ConfigError when the checkpoint's net has other input/output counts than this run's data."""
         saved = checkpoint.get("hyper_parameters", {})
         shapes = {key: (saved.get(key, 1), self.hparams[key]) for key in ("n_inputs", "n_outputs")}
         if any(trained != built for trained, built in shapes.values()):

@@ -130,6 +130,7 @@ class ConvAutoencoder(L.LightningModule):
         return as_float(images)
 
     def setup(self, stage: str) -> None:
+        """Put the convolutions' weights in the channels-fastest layout when `channels_last` is set."""
         if self.channels_last:
             convolutions_to_channels_last(self)
 
@@ -140,6 +141,7 @@ class ConvAutoencoder(L.LightningModule):
                    f"compression ratio {self.compression_ratio():.3g}")
 
     def training_step(self, batch, batch_idx):
+        """Return the BCE-with-logits loss of rebuilding clean frames from corrupted ones; log it as train_loss."""
         clean = self.batch_images(batch)
         loss = F.binary_cross_entropy_with_logits(self.logits(self.corrupt(clean)).float(), clean)
         self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(clean))
@@ -158,9 +160,11 @@ class ConvAutoencoder(L.LightningModule):
             self.val_noisy_mse.update(noisy, clean)
 
     def validation_step(self, batch, batch_idx):
+        """Log val_loss and update val MSE/PSNR/SSIM on a batch (noise seeded by batch_idx: same every epoch)."""
         self._evaluate(batch, batch_idx, self.val_metrics, "val")
 
     def on_validation_epoch_end(self) -> None:
+        """Log the epoch's val MSE, PSNR, SSIM (and val_noisy_input_mse with noise), then reset them."""
         self.log_dict(self.val_metrics.compute(), prog_bar=True)
         self.val_metrics.reset()
         if self.hparams.noise != "none":
@@ -168,9 +172,11 @@ class ConvAutoencoder(L.LightningModule):
             self.val_noisy_mse.reset()
 
     def test_step(self, batch, batch_idx):
+        """Log test_loss and update test MSE/PSNR/SSIM on a batch (noise seeded by batch_idx, as in validation)."""
         self._evaluate(batch, batch_idx, self.test_metrics, "test")
 
     def on_test_epoch_end(self) -> None:
+        """Log the test run's MSE, PSNR and SSIM, then reset them."""
         self.log_dict(self.test_metrics.compute())
         self.test_metrics.reset()
 
@@ -179,9 +185,11 @@ class ConvAutoencoder(L.LightningModule):
         return self(self.batch_images(batch))
 
     def configure_optimizers(self):
+        """Return the configured optimiser (optimizer, lr, weight_decay) over all parameters; no schedule."""
         return make_optimizer(self.parameters(), self.hparams.optimizer, self.hparams.lr, self.hparams.weight_decay)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Save only the hparams ConvAutoencoder takes (plus LightningCLI's class keys), so it can be rebuilt."""
         # `python -m rickmorty` links the data's class names and task into every model's hparams; an
         # autoencoder takes neither, and `--ckpt_path` would pass them back to __init__.
         # LightningCLI's own keys stay: they rebuild the model from the checkpoint.

@@ -287,6 +287,7 @@ class FrameData(L.LightningDataModule):
 
     # ---- loaders ---------------------------------------------------------------------------
     def train_dataloader(self) -> DataLoader:
+        """Return the training loader: shuffled train frames, sliced per batch, or per sample if streamed/augmented."""
         # Streaming decodes each sample from its file: the cached frames are not copied.
         images, targets = self._part("train", with_images=self.loading == "cache")
         if not self.augment and self.loading == "cache":
@@ -301,12 +302,15 @@ class FrameData(L.LightningDataModule):
                           persistent_workers=self.num_workers > 0)
 
     def val_dataloader(self) -> DataLoader:
+        """Return the validation loader: the val part's uint8 frames and targets in order, one slice per batch."""
         return batch_loader(BatchTensors(*self._part("val")), self.batch_size)
 
     def test_dataloader(self) -> DataLoader:
+        """Return the test loader: the test part's (or test_dir's) uint8 frames and targets, one slice per batch."""
         return batch_loader(BatchTensors(*self._part("test")), self.batch_size)
 
     def predict_dataloader(self) -> DataLoader:
+        """Return the prediction loader: batches (x,) of predict_dir's uint8 frames, in predict_ids order."""
         return batch_loader(BatchTensors(self.predict_images), self.batch_size)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
