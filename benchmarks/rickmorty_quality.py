@@ -3,8 +3,8 @@
     /work/venv/bin/python benchmarks/rickmorty_quality.py [epochs] [seeds] [all|course|improved]
 
 Trains each experiment on the real frames (../shared/data/RickandMorty or $DEEPBIO_DATA) with
-bf16 + channels_last on the CPU. The course CNN runs `epochs` epochs and is judged, as in the
-course, at its best epoch by validation accuracy. The random split is the course's; its
+bf16 + channels_last on the CPU. The course CNN runs `epochs` epochs per seed and is judged, as in
+the course, at its best epoch by validation accuracy. The random split is the course's; its
 validation frames are also scored separately by whether their scene was seen in training, which
 shows where the inflation comes from (the course split the files, exact copies included, so it
 leaked more than this). The improved model runs exactly its config
@@ -78,10 +78,11 @@ def seen_scene_accuracy(model: Classifier, data: FrameData) -> dict[str, float]:
             "acc_unseen_scenes": round(float(correct[~seen].mean()), 4)}
 
 
-def run(name: str, backbone, task: str, split: str, epochs: int, augment: bool = False, lr: float = 1e-3,
-        optimizer: str = "adam", class_weights=None) -> dict:
-    """Train one experiment and return its record."""
-    torch.manual_seed(0)
+def run(name: str, make_backbone, task: str, split: str, epochs: int, seed: int = 0, augment: bool = False,
+        lr: float = 1e-3, optimizer: str = "adam", class_weights=None) -> dict:
+    """Train one experiment (weights and batch order from `seed`, the split from data seed 0); return its record."""
+    torch.manual_seed(seed)
+    backbone = make_backbone()
     data = FrameData("course", task=task, split=split, augment=augment, num_workers=1 if augment else 0,
                      batch_size=32, seed=0)
     model = Classifier(backbone, data.class_names, task=task, optimizer=optimizer, lr=lr, channels_last=True,
@@ -91,7 +92,7 @@ def run(name: str, backbone, task: str, split: str, epochs: int, augment: bool =
     start = time.time()
     trainer.fit(model, data)
     record = {"name": name, "model": type(backbone).__name__, "task": task, "split": split, "augment": augment,
-              "epochs": epochs, "train_frames": len(data.parts["train"]), "val_frames": len(data.parts["val"]),
+              "seed": seed, "epochs": epochs, "train_frames": len(data.parts["train"]), "val_frames": len(data.parts["val"]),
               "majority_rate": round(majority_rate(data), 4), **epoch_metrics(Path(trainer.log_dir) / "metrics.csv"),
               "scene_groups_shared": data.split_report()["scene_groups_shared"],
               "seconds": round(time.time() - start)}
@@ -168,16 +169,28 @@ def write_results(records: list[dict]) -> None:
              "choice).", "",
              "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     lines += ["| " + " | ".join(str(r.get(k, "")) for k in keys) + " |" for r in records]
-    by_name = {r["name"]: r for r in records}
-    grouped, random = by_name.get("course_cnn_binary_grouped"), by_name.get("course_cnn_binary_random")
-    if grouped and random:
-        lines += ["", f"Random-split inflation (course CNN, binary): val accuracy {random['val_acc']} on the random "
-                  f"split vs {grouped['val_acc']} on the scene-grouped split "
-                  f"({random['val_acc'] - grouped['val_acc']:+.3f}). Within the random split's validation frames, "
-                  f"those whose scene was also in training score {random.get('acc_seen_scenes')}, those from "
-                  f"unseen scenes {random.get('acc_unseen_scenes')}."]
-    lines += ["", *improved_summary(records)]
+    lines += ["", *course_summary(records), *improved_summary(records)]
     (RESULTS / "rickmorty_quality.md").write_text("\n".join(lines) + "\n")
+
+
+def course_summary(records: list[dict]) -> list[str]:
+    """Return Markdown lines: the course CNN's accuracy per experiment over seeds, and the random split's inflation."""
+    def over_seeds(experiment: str, key: str = "val_acc") -> list[float]:
+        return [r[key] for r in records if r["name"].startswith(f"course_cnn_{experiment}_seed") and key in r]
+
+    lines = []
+    for experiment in ("binary_grouped", "binary_random", "multiclass_grouped", "multilabel_grouped"):
+        accs = over_seeds(experiment)
+        if accs:
+            lines.append(f"- Course CNN, {experiment.replace('_', ', ')} split, best epoch: mean val accuracy "
+                         f"{np.mean(accs):.3f} over {len(accs)} seeds (range {min(accs):.3f}-{max(accs):.3f}).")
+    grouped, random = over_seeds("binary_grouped"), over_seeds("binary_random")
+    if grouped and random:
+        lines.append(f"- Random-split inflation (course CNN, binary): {np.mean(random) - np.mean(grouped):+.3f} "
+                     "mean val accuracy. Within the random split's validation frames, those whose scene was also in "
+                     f"training score {np.mean(over_seeds('binary_random', 'acc_seen_scenes')):.3f}, those from "
+                     f"unseen scenes {np.mean(over_seeds('binary_random', 'acc_unseen_scenes')):.3f}.")
+    return lines
 
 
 def improved_summary(records: list[dict]) -> list[str]:
@@ -207,14 +220,9 @@ def main(epochs: int = 6, seeds: int = 3, part: str = "all") -> None:
     """Run the experiments of `part` (all, course or improved), rewriting the results after each."""
     torch.set_num_threads(2)
     command = f"/work/venv/bin/python benchmarks/rickmorty_quality.py {epochs} {seeds} {part}"
-    experiments = [
-        ("course_cnn_binary_grouped", lambda: run("course_cnn_binary_grouped", CourseCNN(), "binary", "grouped", epochs)),
-        ("course_cnn_binary_random", lambda: run("course_cnn_binary_random", CourseCNN(), "binary", "random", epochs)),
-        ("course_cnn_multiclass_grouped", lambda: run("course_cnn_multiclass_grouped", CourseCNN(), "multiclass",
-                                                      "grouped", epochs, class_weights="balanced")),
-        ("course_cnn_multilabel_grouped", lambda: run("course_cnn_multilabel_grouped", CourseCNN(), "multilabel",
-                                                      "grouped", epochs)),
-    ]
+    experiments = [(task, split, {"class_weights": "balanced"} if task == "multiclass" else {})
+                   for task, split in (("binary", "grouped"), ("binary", "random"), ("multiclass", "grouped"),
+                                       ("multilabel", "grouped"))]
     records = {"all": [], "course": earlier_records("improved"), "improved": earlier_records("course")}[part]
     for task in ("binary", "multiclass") if part != "course" else ():
         checkpoints = []
@@ -226,10 +234,12 @@ def main(epochs: int = 6, seeds: int = 3, part: str = "all") -> None:
             write_results(records)
         records.append({**ensemble_record(task, checkpoints, data), "command": command})
         write_results(records)
-    for name, experiment in experiments if part != "improved" else ():
-        records.append({**experiment(), "command": command})
-        print(f"{name}: {records[-1]}", flush=True)
-        write_results(records)
+    for task, split, options in experiments if part != "improved" else ():
+        for seed in range(seeds):
+            name = f"course_cnn_{task}_{split}_seed{seed}"
+            records.append({**run(name, CourseCNN, task, split, epochs, seed, **options), "command": command})
+            print(f"{name}: {records[-1]}", flush=True)
+            write_results(records)
 
 
 if __name__ == "__main__":
