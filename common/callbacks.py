@@ -22,9 +22,32 @@ from common.pooling import CompiledPooling, HalvingMaxPool
 from common.summary import count_parameters
 
 
+class ResumedBestCheckpoint(ModelCheckpoint):
+    """ModelCheckpoint that, resumed into a new run folder, still knows the best model so far and its score.
+
+    A fit resumed with --ckpt_path writes into a new version folder. Lightning then forgets the
+    best score, so the first epoch after resuming became "best" even when worse than the best
+    before; here it must beat it. The earlier best file stays where it is (outside the new
+    folder, Lightning never deletes it).
+    """
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore the best-k record, also when the run folder changed (last.ckpt's path stays the new one's)."""
+        if state_dict.get("dirpath", self.dirpath) == self.dirpath:
+            super().load_state_dict(state_dict)
+            return
+        best_k_models = {path: score for path, score in state_dict.get("best_k_models", {}).items()
+                         if Path(path).is_file()}  # a best file deleted since cannot be the best any more
+        if state_dict["best_model_path"] in best_k_models:
+            self.best_model_path, self.best_model_score = state_dict["best_model_path"], state_dict["best_model_score"]
+            self.best_k_models = best_k_models
+            self.kth_best_model_path = state_dict.get("kth_best_model_path", "")
+            self.kth_value = state_dict.get("kth_value", self.kth_value)
+
+
 def best_and_last_checkpoint(monitor: str = "val_loss", mode: str = "min") -> ModelCheckpoint:
     """Return a checkpoint callback keeping the best model by `monitor` plus last.ckpt for resuming."""
-    return ModelCheckpoint(
+    return ResumedBestCheckpoint(
         monitor=monitor,
         mode=mode,
         save_top_k=1,

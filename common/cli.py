@@ -4,7 +4,6 @@ from __future__ import annotations
 import importlib
 import inspect
 import sys
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -45,14 +44,6 @@ class DeepBioCLI(LightningCLI):
             model, fixed = self.config[subcommand].get("model"), self._model_class
             built = model.get("class_path") if self.subclass_mode_model and model else None
             check_checkpoint_model(ckpt_path, built or f"{fixed.__module__}.{fixed.__qualname__}")
-
-    def instantiate_trainer(self, **kwargs):
-        """Build the trainer (build_trainer) from the `trainer:` section."""
-        if self.subcommand != "fit":
-            # validate/test/predict write no checkpoints, yet restoring --ckpt_path into the new run folder
-            # makes ModelCheckpoint warn that the fit's best-k list will not be tracked.
-            warnings.filterwarnings("ignore", message="The dirpath has changed from")
-        return super().instantiate_trainer(**kwargs)
 
     def add_arguments_to_parser(self, parser) -> None:
         """Link each of `links` (datamodule value -> model argument), applied when the classes are instantiated."""

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from pathlib import Path
 
 import lightning as L
 import pytest
@@ -122,6 +123,45 @@ def test_a_fit_resumed_from_last_checkpoint_ends_where_an_unbroken_one_does(tmp_
     torch.manual_seed(123)  # the resumed process starts elsewhere: the checkpoint brings back the generators' state
     resumed = fit("stopped", 4, ckpt_path=str(tmp_path / "stopped" / "checkpoints" / "last.ckpt"))
     assert torch.equal(resumed, unbroken)
+
+
+class ScriptedValLoss(L.LightningModule):
+    """A module whose val_loss per epoch is given: 3, 1, 2, 4, 0.5 (best at epoch 1 until epoch 4)."""
+
+    SCRIPT = (3.0, 1.0, 2.0, 4.0, 0.5)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(1))
+
+    def training_step(self, batch, batch_idx):
+        return (self.weight * batch[0]).pow(2).mean()
+
+    def validation_step(self, batch, batch_idx):
+        self.log("val_loss", self.SCRIPT[self.current_epoch])
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+
+def test_a_fit_resumed_into_a_new_run_folder_keeps_the_best_model_so_far(tmp_path):
+    loader = batch_loader(BatchTensors(torch.rand(4, 1)), 2)
+
+    def fit(epochs, ckpt_path=None):
+        trainer = build_trainer(max_epochs=epochs, default_root_dir=str(tmp_path), run_name="scripted",
+                                enable_progress_bar=False)
+        trainer.fit(ScriptedValLoss(), loader, loader, ckpt_path=ckpt_path)
+        return trainer.checkpoint_callback
+
+    first = fit(2)
+    assert "epoch=001" in first.best_model_path and "version_0" in first.best_model_path
+    resumed = fit(4, ckpt_path=first.last_model_path)  # writes into version_1
+    assert "version_1" in resumed.last_model_path
+    # Epochs 2 and 3 (val_loss 2 and 4) are worse than epoch 1's 1: the best stays epoch 1's file.
+    assert resumed.best_model_path == first.best_model_path and float(resumed.best_model_score) == 1.0
+    better = fit(5, ckpt_path=resumed.last_model_path)  # epoch 4 beats it: the new best is in version_2
+    assert "version_2" in better.best_model_path and "epoch=004" in better.best_model_path
+    assert Path(first.best_model_path).is_file()  # the earlier run's folder is left as it was
 
 
 class RecordLog(logging.Handler):
