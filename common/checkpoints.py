@@ -28,9 +28,15 @@ def remember_init_args(cls: type) -> type:
     return cls
 
 
-def class_path(module: nn.Module) -> str:
-    """Return the importable name of `module`'s class, as checkpoints record it."""
-    return f"{type(module).__module__}.{type(module).__qualname__}"
+def class_path(cls: type) -> str:
+    """Return the importable name of a class, as checkpoints record it."""
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def import_class(path: str) -> type:
+    """Return the class a `class_path` names; ImportError or AttributeError if it cannot be imported here."""
+    module_name, _, class_name = path.rpartition(".")
+    return getattr(importlib.import_module(module_name), class_name)
 
 
 def module_spec(module: nn.Module) -> dict:
@@ -38,14 +44,13 @@ def module_spec(module: nn.Module) -> dict:
     if not hasattr(module, "init_args"):
         raise ConfigError(f"{type(module).__name__} does not remember its arguments, so a checkpoint could not "
                           "rebuild it: decorate the class with @remember_init_args (common.checkpoints)")
-    return {"class_path": class_path(module), "init_args": module.init_args}
+    return {"class_path": class_path(type(module)), "init_args": module.init_args}
 
 
 def build_from_spec(spec: dict) -> nn.Module:
     """Instantiate the module a `module_spec` describes; DataError if its class cannot be imported here."""
-    module_name, _, class_name = spec["class_path"].rpartition(".")
     try:
-        cls = getattr(importlib.import_module(module_name), class_name)
+        cls = import_class(spec["class_path"])
     except (ImportError, AttributeError) as error:
         raise DataError(f"the checkpoint's {spec['class_path']} cannot be imported here ({error}): define that class "
                         "in a module both the training and this script import, not in the training script") from None

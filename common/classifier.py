@@ -232,7 +232,7 @@ class Classifier(L.LightningModule):
                               f"but this run builds {self.task} with {self.class_names}: run it with the config it "
                               "was trained with (config.yaml in its run folder)")
         saved_backbone = checkpoint.get("backbone_spec", {}).get("class_path")
-        built = class_path(self.backbone)
+        built = class_path(type(self.backbone))
         if saved_backbone and saved_backbone != built:
             raise ConfigError(f"the checkpoint holds a {saved_backbone} backbone, but this run builds a {built}: run "
                               "it with the config it was trained with (config.yaml in its run folder)")

@@ -1,7 +1,6 @@
 """LightningCLI set up the deepbio way: our Trainer factory is the `trainer:` section of every YAML config."""
 from __future__ import annotations
 
-import importlib
 import inspect
 import sys
 from collections.abc import Callable
@@ -9,7 +8,7 @@ from pathlib import Path
 
 from lightning.pytorch.cli import LightningCLI
 
-from common.checkpoints import read_checkpoint
+from common.checkpoints import class_path, import_class, read_checkpoint
 from common.errors import ConfigError, DeepBioError
 from common.plots import plot_training_curves
 from common.summary import summarize
@@ -41,9 +40,9 @@ class DeepBioCLI(LightningCLI):
         if ckpt_path and Path(ckpt_path).is_file():
             # Otherwise LightningCLI feeds the checkpoint's settings to this model's parser, which prints its
             # whole usage, or (subclass mode) builds the checkpoint's class instead of the configured one.
-            model, fixed = self.config[subcommand].get("model"), self._model_class
+            model = self.config[subcommand].get("model")
             built = model.get("class_path") if self.subclass_mode_model and model else None
-            check_checkpoint_model(ckpt_path, built or f"{fixed.__module__}.{fixed.__qualname__}")
+            check_checkpoint_model(ckpt_path, built or class_path(self._model_class))
 
     def add_arguments_to_parser(self, parser) -> None:
         """Link each of `links` (datamodule value -> model argument), applied when the classes are instantiated."""
@@ -89,9 +88,9 @@ def check_checkpoint_model(path: str | Path, built: str) -> None:
             raise ConfigError(f"checkpoint {path} holds a {saved['_class_path']}, but the config builds a {built}: "
                               f"{advice}")
         return
-    module_name, _, class_name = built.rpartition(".")
+    class_name = built.rpartition(".")[2]
     try:
-        parameters = inspect.signature(getattr(importlib.import_module(module_name), class_name).__init__).parameters
+        parameters = inspect.signature(import_class(built).__init__).parameters
     except (ImportError, AttributeError, ValueError):  # a nested class path, say: the parser judges it
         return
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
