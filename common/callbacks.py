@@ -68,7 +68,7 @@ class TimedProgressBar(TQDMProgressBar):
     def __init__(self, interval: float = 0.25) -> None:
         super().__init__(refresh_rate=1)
         self.interval = interval
-        self.last_drawn = 0.0
+        self.last_drawn = -math.inf  # the first batch is drawn, also on a machine booted under `interval` ago
 
     def _should_update(self, current: int, total: int | float) -> bool:
         """Return True at the last batch or when `interval` seconds have passed since the last redraw."""

@@ -217,6 +217,22 @@ def test_progress_bar_redraws_by_time_not_per_batch(tmp_path, monkeypatch):
     assert draws == [1, 50]
 
 
+def test_progress_bar_draws_the_first_batch_on_a_machine_booted_under_an_interval_ago(tmp_path, monkeypatch):
+    """The monotonic clock counts from boot: a fresh machine (a lent GPU one: 5 minutes) still sees the first batch."""
+    from lightning.pytorch.callbacks.progress import tqdm_progress
+
+    from common import callbacks
+
+    draws = []
+    monkeypatch.setattr(tqdm_progress, "_update_n", lambda bar, n: draws.append(n))
+    monkeypatch.setattr(callbacks.time, "monotonic", lambda: 300.0)
+    trainer = build_trainer(accelerator="cpu", default_root_dir=str(tmp_path), logger=False,
+                            enable_checkpointing=False, progress_interval=3600)
+    model = Classifier(RecordingBackbone(torch.get_num_threads), ["no", "yes"])
+    trainer.predict(model, batch_loader(BatchTensors(torch.rand(50, 8)), 1), return_predictions=False)
+    assert draws == [1, 50]
+
+
 def test_cat_channels_keeps_the_channels_fastest_layout_and_the_values():
     parts = [torch.rand(2, c, 7) for c in (3, 5)]
     fast = cat_channels([channels_last(p) for p in parts])
