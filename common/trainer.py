@@ -15,6 +15,7 @@ from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from common.callbacks import (CastWeightsOnceForEval, CompilePoolingWherePays, ResumeRandomState, ReuseFreedMemory,
                               RunInfo, TimedProgressBar, TinyModelThreads, best_and_last_checkpoint)
 from common.devices import resolve_accelerator, resolve_precision, skip_nvml_cuda_check_without_nvml
+from common.gpu_data import HoldDataOnGpu
 
 
 def close_process_group() -> None:
@@ -89,6 +90,7 @@ def build_trainer(
     `cpu_bf16` is set (conv nets) and the CPU has native bf16; otherwise 32-true.
     `compile_pooling` None compiles CPU max-pooling where the run is long enough to pay it back,
     True always, False never (CompilePoolingWherePays).
+    On CUDA, in-memory BatchTensors data sets are held on the GPU for the run (HoldDataOnGpu).
     `devices`, `num_nodes` and `strategy` pass straight to Lightning, so `devices=2,
     strategy="ddp"` runs distributed data parallel unchanged.
     """
@@ -96,7 +98,7 @@ def build_trainer(
     quiet_run_log()
     device_type = resolve_accelerator(accelerator)
     all_callbacks: list[Callback] = [CastWeightsOnceForEval(), TinyModelThreads(), ReuseFreedMemory(), RunInfo(),
-                                     CompilePoolingWherePays(compile_pooling), ResumeRandomState()]
+                                     CompilePoolingWherePays(compile_pooling), ResumeRandomState(), HoldDataOnGpu()]
     if enable_checkpointing:
         all_callbacks.append(best_and_last_checkpoint(monitor, mode))
     if enable_progress_bar:

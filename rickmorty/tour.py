@@ -34,6 +34,7 @@ def run_tour(run_dir: Path, frames: int = 1000, epochs: int = 4) -> list[Section
     trainer = build_trainer(max_epochs=epochs, cpu_bf16=True, default_root_dir=str(run_dir), run_name="rickmorty",
                             enable_progress_bar=False, enable_checkpointing=False)
     trainer.fit(model, data)
+    settings = f"{trainer.precision} + channels_last on {trainer.strategy.root_device.type.upper()}"
     model = model.float().eval()
     images, targets, names = data.part_frames("val")
     labels = {"acc": "validation accuracy", "bal_acc": "validation balanced accuracy", "auroc": "validation AUROC",
@@ -77,7 +78,7 @@ def run_tour(run_dir: Path, frames: int = 1000, epochs: int = 4) -> list[Section
         Section("Rick and Morty frames: the course CNN on synthetic frames",
                 f"The course CNN (3 conv layers, Dense 100, dropout) learns 'is there a rick?' from {frames} "
                 f"procedurally drawn 160x90 frames (ricks, mortys, look-alike distractors, clutter) in {epochs} "
-                "epochs (bf16 + channels_last on the CPU). Galleries show true/false positives/negatives.",
+                f"epochs ({settings}). Galleries show true/false positives/negatives.",
                 metrics, pictures, trained_seconds),
         Section("Rick and Morty frames: Grad-CAM checked against the character masks",
                 "Grad-CAM (Captum LayerGradCam on the last conv layer, ReLU, bilinear upsampling, per-image "
