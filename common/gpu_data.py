@@ -96,3 +96,7 @@ class HoldDataOnGpu(L.Callback):
         for dataset, host in self.held:
             dataset.tensors = host
         self.held.clear()
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        """Give the GPU memory back when a run stops on an error, too."""
+        self.teardown(trainer, pl_module, "exception")

@@ -1,6 +1,8 @@
 """Where labelled frames come from: the course's folders, a folder-per-class tree, or a CSV of path,labels."""
 from __future__ import annotations
 
+import difflib
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +23,7 @@ COURSE_LAYOUT = {
                                                   "data/ThreeClassModel/Neither": 2}),
 }
 MULTILABEL_SEPARATOR = ";"
+RARE_LABEL_ROWS, RARE_LABEL_CONTRAST = 2, 10  # a label on <= 2 rows, spelled like one on >= 20: likely a typo
 
 
 @dataclass
@@ -103,7 +106,32 @@ def read_label_rows(path: Path) -> list[tuple[str, list[str]]]:
             for row in table_rows]
     if not rows:
         raise DataError(f"{path} has no rows")
+    check_label_spelling(path, rows)
     return rows
+
+
+def check_label_spelling(path: Path, rows: list[tuple[str, list[str]]]) -> None:
+    """Refuse labels that differ only in case, and warn of a rare label spelled like a common one.
+
+    Every distinct label becomes a class, so a typo ('Rick', 'rikc') would silently add one.
+    """
+    lines: dict[str, list[int]] = {}
+    for line, (_, labels) in enumerate(rows, start=2):
+        for label in labels:
+            lines.setdefault(label, []).append(line)
+    by_case: dict[str, str] = {}
+    for label in sorted(lines):
+        other = by_case.setdefault(label.casefold(), label)
+        if other != label:
+            raise DataError(f"{path}: labels {other!r} and {label!r} differ only in case (first on lines "
+                            f"{lines[other][0]} and {lines[label][0]}); every distinct label is a class: spell them alike")
+    common = [label for label, used in lines.items() if len(used) >= RARE_LABEL_CONTRAST * RARE_LABEL_ROWS]
+    for label, used in lines.items():
+        close = difflib.get_close_matches(label, [c for c in common if c != label], n=1, cutoff=0.75)
+        if len(used) <= RARE_LABEL_ROWS and close:
+            warnings.warn(f"{path}: label {label!r} is used on {len(used)} row(s) (line {used[0]}) and looks like "
+                          f"{close[0]!r} ({len(lines[close[0]])} rows): a typo? Every distinct label is a class",
+                          stacklevel=2)
 
 
 def csv_class_names(rows: list[tuple[str, list[str]]]) -> list[str]:

@@ -65,6 +65,9 @@ def test_callback_holds_each_stage_data_once_and_gives_it_back(monkeypatch, caps
     assert said.count("training data held on meta") == 1 and said.count("validation data held on meta") == 1
     callback.teardown(trainer, None, "fit")
     assert train.tensors is host_train and val.tensors is host_val and not callback.held
+    callback.on_train_start(trainer, None)
+    callback.on_exception(trainer, None, KeyboardInterrupt())
+    assert train.tensors is host_train  # a run stopped by an error or Ctrl-C gives the memory back too
 
 
 def test_callback_does_nothing_on_other_devices(monkeypatch):

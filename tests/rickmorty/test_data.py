@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from common.errors import ConfigError, DataError
 from rickmorty.augment import augmentation
 from rickmorty.data import FrameData, presence_targets, take_groups, target_tensor
 from rickmorty.images import FRAME_SIZE, read_frame
+from rickmorty.sources import read_label_rows
 
 
 def test_presence_targets_per_task():
@@ -121,3 +123,24 @@ def test_bad_settings_are_refused():
         FrameData(None).setup("predict")
     with pytest.raises(DataError, match="data folder /nonexistent/frames does not exist"):
         FrameData("/nonexistent/frames")
+
+
+def test_labels_differing_only_in_case_are_refused_in_one_line(tmp_path):
+    csv = tmp_path / "labels.csv"
+    csv.write_text("path,label\na.jpg,rick\nb.jpg,morty\nc.jpg,Rick\n")
+    with pytest.raises(DataError) as error:
+        FrameData(None, task="multiclass", labels_csv=str(csv), cache_dir=None)
+    assert str(error.value) == (f"{csv}: labels 'Rick' and 'rick' differ only in case (first on lines 4 and 2); "
+                                "every distinct label is a class: spell them alike")
+
+
+def test_a_rare_label_spelled_like_a_common_one_is_flagged_and_a_rare_distinct_one_is_not(tmp_path):
+    common_rows = [f"r{i}.jpg,rick" for i in range(20)] + [f"m{i}.jpg,morty" for i in range(20)]
+    typo, rare = tmp_path / "typo.csv", tmp_path / "rare.csv"
+    typo.write_text("\n".join(["path,label", *common_rows, "x.jpg,rikc"]) + "\n")
+    rare.write_text("\n".join(["path,label", *common_rows, "x.jpg,summer"]) + "\n")
+    with pytest.warns(UserWarning, match=r"label 'rikc' is used on 1 row\(s\) \(line 42\) and looks like 'rick' \(20 rows\)"):
+        read_label_rows(typo)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert [labels for _, labels in read_label_rows(rare)][-1] == ["summer"]
