@@ -11,8 +11,8 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler, get_worker_info
 
 
-def read_csv_table(path: Path) -> tuple[list[str] | None, list[dict[str, str | None]]]:
-    """Return a CSV file's column names (None if the file is empty) and rows; missing fields are None.
+def read_csv_table(path: Path) -> tuple[list[str] | None, list[tuple[int, dict[str, str | None]]]]:
+    """Return a CSV file's column names (None if the file is empty) and (line number, row) pairs; missing fields are None.
 
     Read as spreadsheet programs write CSV: a leading byte-order mark is dropped, and spaces around
     names and after commas are ignored.
@@ -22,7 +22,8 @@ def read_csv_table(path: Path) -> tuple[list[str] | None, list[dict[str, str | N
         if reader.fieldnames is None:
             return None, []
         reader.fieldnames = [name.strip() for name in reader.fieldnames]
-        return reader.fieldnames, list(reader)
+        # Line numbers from the reader: blank lines are skipped, so counting rows would misname lines after one.
+        return reader.fieldnames, [(reader.line_num, row) for row in reader]
 
 
 class BatchTensors(Dataset):

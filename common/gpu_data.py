@@ -9,17 +9,19 @@ from torch.utils.data import DataLoader
 
 from common.data import BatchTensors
 
+# CUDA only: free memory is read from torch.cuda, and holding data on MPS was never measured.
+HELD_DEVICE_TYPES = ("cuda",)
 
-def hold_on_device(dataset: BatchTensors, device: torch.device, free_bytes: int,
-                   memory_fraction: float = 0.25) -> tuple[torch.Tensor, ...] | None:
-    """Move a BatchTensors' tensors to `device` if they fit in `memory_fraction` of `free_bytes`; return the host ones.
 
-    None when they stay where they are: already on the device, or too big (a set larger than a
-    quarter of the free memory would crowd out the activations; its batches are copied as usual).
+def hold_on_device(dataset: BatchTensors, device: torch.device, budget_bytes: float) -> tuple[torch.Tensor, ...] | None:
+    """Move a BatchTensors' tensors to `device` if they fit in `budget_bytes`; return the host ones it held before.
+
+    None when they stay where they are: already on the device, or too big for the budget (their
+    batches are then copied as usual).
     """
     if all(t.device == device for t in dataset.tensors):
         return None
-    if sum(t.nbytes for t in dataset.tensors) > memory_fraction * free_bytes:
+    if sum(t.nbytes for t in dataset.tensors) > budget_bytes:
         return None
     host = dataset.tensors
     dataset.tensors = tuple(t.to(device) for t in host)
@@ -32,9 +34,10 @@ def free_device_memory(device: torch.device) -> int:
 
 
 def batch_tensor_sets(loaders) -> Iterator[BatchTensors]:
-    """Yield the BatchTensors of single-process DataLoaders in a loader, a list or a dict of them."""
+    """Yield the BatchTensors of single-process, unpinned DataLoaders in a loader, a list or a dict of them."""
     if isinstance(loaders, DataLoader):
-        if isinstance(loaders.dataset, BatchTensors) and loaders.num_workers == 0:  # workers cannot share GPU memory
+        # Worker processes cannot share GPU memory, and pinning a batch already on the GPU fails.
+        if isinstance(loaders.dataset, BatchTensors) and loaders.num_workers == 0 and not loaders.pin_memory:
             yield loaders.dataset
     elif isinstance(loaders, dict):
         for loader in loaders.values():
@@ -45,27 +48,37 @@ def batch_tensor_sets(loaders) -> Iterator[BatchTensors]:
 
 
 class HoldDataOnGpu(L.Callback):
-    """Keep the run's BatchTensors data sets on its CUDA device while it uses them, and give them back after.
+    """Keep the run's BatchTensors data sets on its CUDA device while it uses them, and release them after.
 
     Batches are then slices on the GPU, not gathered on the host and copied each step (image CNN
     on an H200: 17k instead of 14k frames/s training, 68k instead of 47k predicting; see
-    benchmarks/README.md). On other devices, or for data sets that do not fit, nothing changes.
+    benchmarks/README.md). All held sets together stay within `memory_fraction` of the GPU
+    memory free before them, so activations keep room; a set that does not fit, and every set
+    on other devices, is left as it is.
     """
 
-    def __init__(self, memory_fraction: float = 0.25, device_types: tuple[str, ...] = ("cuda",)) -> None:
+    def __init__(self, memory_fraction: float = 0.25) -> None:
         self.memory_fraction = memory_fraction
-        self.device_types = device_types  # CUDA, where it was measured; MPS is untested
-        self.held: list[tuple[BatchTensors, tuple[torch.Tensor, ...]]] = []
+        self.held: dict[str, list[tuple[BatchTensors, tuple[torch.Tensor, ...]]]] = {}
 
     def _hold(self, trainer: L.Trainer, loaders, stage: str) -> None:
         device = trainer.strategy.root_device
-        if device.type not in self.device_types:
+        if device.type not in HELD_DEVICE_TYPES:
             return
+        current = list(batch_tensor_sets(loaders))
+        previous, self.held[stage] = self.held.get(stage, []), []
+        for dataset, host in previous:
+            if any(dataset is d for d in current):
+                self.held[stage].append((dataset, host))
+            else:  # a reloaded loader brought new sets: release the old one, or each reload would keep a copy
+                dataset.tensors = host
         moved = 0
-        for dataset in batch_tensor_sets(loaders):
-            host = hold_on_device(dataset, device, free_device_memory(device), self.memory_fraction)
+        for dataset in current:
+            held_bytes = sum(t.nbytes for pairs in self.held.values() for d, _ in pairs for t in d.tensors)
+            budget = self.memory_fraction * (free_device_memory(device) + held_bytes) - held_bytes
+            host = hold_on_device(dataset, device, budget)
             if host is not None:
-                self.held.append((dataset, host))
+                self.held[stage].append((dataset, host))
                 moved += sum(t.nbytes for t in dataset.tensors)
         if moved and trainer.is_global_zero:
             print(f"deepbio run: {stage} data held on {device} ({moved / 1e6:.0f} MB): batches are not copied",
@@ -76,7 +89,7 @@ class HoldDataOnGpu(L.Callback):
         self._hold(trainer, trainer.train_dataloader, "training")
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """Hold the training data again if the loader is new (reloaded every n epochs)."""
+        """Hold the training data of a loader reloaded for this epoch (reload_dataloaders_every_n_epochs)."""
         self._hold(trainer, trainer.train_dataloader, "training")
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -92,11 +105,12 @@ class HoldDataOnGpu(L.Callback):
         self._hold(trainer, trainer.predict_dataloaders, "prediction")
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        """Give the GPU memory back: the data sets point at their host tensors again."""
-        for dataset, host in self.held:
-            dataset.tensors = host
+        """Point the data sets at their host tensors again, so PyTorch can reuse the GPU memory they took."""
+        for pairs in self.held.values():
+            for dataset, host in pairs:
+                dataset.tensors = host
         self.held.clear()
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        """Give the GPU memory back when a run stops on an error, too."""
+        """Release the held data sets when a run stops on an error, too."""
         self.teardown(trainer, pl_module, "exception")

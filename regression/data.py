@@ -86,7 +86,7 @@ def read_xy_csv(path: str | Path, x_columns: list[str], y_columns: list[str]) ->
     if missing:
         raise DataError(f"{path}: columns {missing} not found; the header has {header}")
     rows = []
-    for line, row in enumerate(table_rows, start=2):
+    for line, row in table_rows:
         if None in (row[c] for c in columns):
             raise DataError(f"{path}, line {line}: fewer fields than the header ({len(header)})")
         bad = next((c for c in columns if not _is_finite_number(row[c])), None)

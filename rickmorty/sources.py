@@ -94,29 +94,30 @@ def folder_tree_files(root: Path, task: str) -> LabelledFiles:
     return labelled_folders({root / name: i for i, name in enumerate(names)}, names)
 
 
-def read_label_rows(path: Path) -> list[tuple[str, list[str]]]:
-    """Read a CSV with columns path,label (labels joined by ';' for multi-label) into (path, labels) rows."""
+def read_label_rows(path: Path) -> list[tuple[int, str, list[str]]]:
+    """Read a CSV with columns path,label (labels joined by ';' for multi-label) into (line, path, labels) rows."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"labels CSV {path} does not exist")
     header, table_rows = read_csv_table(path)
     if not {"path", "label"} <= set(header or []):
         raise DataError(f"{path}: needs the columns 'path' and 'label', the header has {header}")
-    rows = [(row["path"] or "", [x.strip() for x in (row["label"] or "").split(MULTILABEL_SEPARATOR) if x.strip()])
-            for row in table_rows]
+    rows = [(line, row["path"] or "",
+             [x.strip() for x in (row["label"] or "").split(MULTILABEL_SEPARATOR) if x.strip()])
+            for line, row in table_rows]
     if not rows:
         raise DataError(f"{path} has no rows")
     check_label_spelling(path, rows)
     return rows
 
 
-def check_label_spelling(path: Path, rows: list[tuple[str, list[str]]]) -> None:
+def check_label_spelling(path: Path, rows: list[tuple[int, str, list[str]]]) -> None:
     """Refuse labels that differ only in case, and warn of a rare label spelled like a common one.
 
     Every distinct label becomes a class, so a typo ('Rick', 'rikc') would silently add one.
     """
     lines: dict[str, list[int]] = {}
-    for line, (_, labels) in enumerate(rows, start=2):
+    for line, _, labels in rows:
         for label in labels:
             lines.setdefault(label, []).append(line)
     by_case: dict[str, str] = {}
@@ -134,9 +135,9 @@ def check_label_spelling(path: Path, rows: list[tuple[str, list[str]]]) -> None:
                           stacklevel=2)
 
 
-def csv_class_names(rows: list[tuple[str, list[str]]]) -> list[str]:
+def csv_class_names(rows: list[tuple[int, str, list[str]]]) -> list[str]:
     """Return the sorted set of labels used in CSV rows."""
-    return sorted({label for _, labels in rows for label in labels})
+    return sorted({label for _, _, labels in rows for label in labels})
 
 
 def csv_files(labels_csv: Path, task: str, root: Path | None = None) -> LabelledFiles:
@@ -145,7 +146,7 @@ def csv_files(labels_csv: Path, task: str, root: Path | None = None) -> Labelled
     names = csv_class_names(rows)
     base = root or Path(labels_csv).parent
     files = LabelledFiles([], [], [], names)
-    for line, (rel, labels) in enumerate(rows, start=2):
+    for line, rel, labels in rows:
         if task != "multilabel" and len(labels) != 1:
             raise DataError(f"{labels_csv} line {line}: {rel} has labels {labels}; the {task} task needs exactly "
                             "one label per image")

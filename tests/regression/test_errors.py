@@ -63,6 +63,7 @@ def test_csv_with_a_bad_cell_names_file_line_and_column(tmp_path):
     ("", "data.csv is empty: it needs a header line"),
     ("dose,response\n1,2\n3\n", r"data.csv, line 3: fewer fields than the header \(2\)"),
     ("dose,response\n1,2\n3,nan\n", r"data.csv, line 3: column 'response' is not a finite number: 'nan'"),
+    ("dose,response\n1,2\n\n3,x\n", r"data.csv, line 4: column 'response' is not a finite number: 'x'"),  # blank line 3
 ])
 def test_csv_files_with_missing_values_say_where(tmp_path, text, message):
     path = tmp_path / "data.csv"

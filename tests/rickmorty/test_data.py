@@ -126,15 +126,17 @@ def test_bad_settings_are_refused():
 
 
 def test_labels_differing_only_in_case_are_refused_in_one_line(tmp_path):
+    """'Rick' beside 'rick' would be a class of its own; the lines named are the file's (a blank line counts)."""
     csv = tmp_path / "labels.csv"
-    csv.write_text("path,label\na.jpg,rick\nb.jpg,morty\nc.jpg,Rick\n")
+    csv.write_text("path,label\na.jpg,rick\nb.jpg,morty\n\nc.jpg,Rick\n")
     with pytest.raises(DataError) as error:
         FrameData(None, task="multiclass", labels_csv=str(csv), cache_dir=None)
-    assert str(error.value) == (f"{csv}: labels 'Rick' and 'rick' differ only in case (first on lines 4 and 2); "
+    assert str(error.value) == (f"{csv}: labels 'Rick' and 'rick' differ only in case (first on lines 5 and 2); "
                                 "every distinct label is a class: spell them alike")
 
 
 def test_a_rare_label_spelled_like_a_common_one_is_flagged_and_a_rare_distinct_one_is_not(tmp_path):
+    """'rikc' on one row beside 20 'rick' rows is a likely typo; 'summer' on one row is just a rare class."""
     common_rows = [f"r{i}.jpg,rick" for i in range(20)] + [f"m{i}.jpg,morty" for i in range(20)]
     typo, rare = tmp_path / "typo.csv", tmp_path / "rare.csv"
     typo.write_text("\n".join(["path,label", *common_rows, "x.jpg,rikc"]) + "\n")
@@ -143,4 +145,4 @@ def test_a_rare_label_spelled_like_a_common_one_is_flagged_and_a_rare_distinct_o
         read_label_rows(typo)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert [labels for _, labels in read_label_rows(rare)][-1] == ["summer"]
+        assert read_label_rows(rare)[-1] == (42, "x.jpg", ["summer"])
