@@ -429,7 +429,7 @@ def main() -> None:
     cases = [c for c in cases if not args.only or c.name in args.only]
     keras_worker, keras_note = start_keras(args.keras_python) if args.device == "cpu" else (
         None, "keras-TF is timed on the CPU only")
-    notes = [NO_CUDA_NOTE] if args.device == "cpu" else []
+    notes = [CUDA_TABLE_NOTE] if args.device == "cpu" else []
     notes += [SYNTHETIC_NOTE if synthetic else REAL_NOTE, *(CPU_NOTES if args.device == "cpu" else CUDA_NOTES)]
     result = {"device": args.device, "data": args.data, **run_header(), "repeats": args.repeats,
               "machine": machine(args.device), "cases": [], "notes": notes}
@@ -456,7 +456,8 @@ def main() -> None:
     write_results(args.out, f"speed_{args.device}{args.tag}", result, markdown)
 
 
-NO_CUDA_NOTE = "No CUDA table: this task was not lent a GPU machine (see benchmarks/README.md)."
+CUDA_TABLE_NOTE = ("On a CUDA GPU: results/speed_cuda.md (one H200, made with benchmarks/cuda_speed.sh; see "
+                   "benchmarks/README.md).")
 REAL_NOTE = ("Inputs for keras and plain PyTorch are random arrays of the course shapes (speed does not depend on "
              "values); the project path reads the real data through its DataModule.")
 SYNTHETIC_NOTE = ("Inputs for keras and plain PyTorch are random arrays of the course shapes; the project path reads "
