@@ -6,7 +6,7 @@
 #   python -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #       --platform manylinux2014_x86_64 -d .whl pyfaidx==0.9.2.2 captum==0.9.0
 # then run this with carry [".whl"], e.g. command "bash benchmarks/cuda_speed.sh", timeout 540 s.
-# Results come back in $OUT/speed_cuda.{json,md}: commit them to benchmarks/results/.
+# Results come back in $OUT/speed_cuda.{json,md} and loop_overhead_cuda.{json,md}: commit them to benchmarks/results/.
 # DEVICE=cpu REPEATS=1 ONLY=dense_regression runs the same steps on a CPU (a smoke test, here).
 set -euo pipefail
 mkdir -p "${OUT:-/tmp/deepbio-speed}"
@@ -15,3 +15,5 @@ export PYTHONPATH="/tmp/deepbio-site:$PWD" PYTHONUNBUFFERED=1
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.is_available() and torch.cuda.get_device_name())"
 python3 benchmarks/speed.py --device "${DEVICE:-cuda}" --data synthetic --repeats "${REPEATS:-3}" \
     --out "${OUT:-/tmp/deepbio-speed}" ${ONLY:+--only $ONLY} 2>&1 | tee "${OUT:-/tmp/deepbio-speed}/speed_log.txt"
+python3 benchmarks/loop_overhead.py --device "${DEVICE:-cuda}" --repeats "${REPEATS:-3}" --out "${OUT:-/tmp/deepbio-speed}" \
+    2>&1 | tail -8

@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -16,6 +15,7 @@ from common.cpu_linear import OneDnnLinear
 from common.errors import ConfigError, DataError
 from common.memory_format import channels_last, convolutions_to_channels_last
 from common.optim import check_lr_schedule, make_optimizer, with_lr_schedule
+from common.train_loss import TrainLossLogging
 
 Task = Literal["binary", "multilabel", "multiclass"]
 
@@ -64,7 +64,7 @@ def compute_scores(metrics: MetricCollection) -> dict[str, torch.Tensor]:
     return values
 
 
-class Classifier(L.LightningModule):
+class Classifier(TrainLossLogging):
     """A backbone (features) plus a linear head, trained for binary, multi-label or multi-class labels.
 
     Batches are (x, y): y is float (N,) for binary, float (N, k) for multilabel, int64 (N,) for
@@ -156,10 +156,10 @@ class Classifier(L.LightningModule):
         return ["+".join(n for n, p in zip(self.class_names, row) if p >= 0.5) or "none" for row in probs.tolist()]
 
     def training_step(self, batch, batch_idx):
-        """Return the batch's task loss (class-weighted where set) and log it as train_loss."""
+        """Return the batch's task loss (class-weighted where set), logged as train_loss_step and train_loss."""
         x, y = batch[0], batch[1]
         loss = self.loss(self(x), y)
-        self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(x))
+        self.log_train_loss(loss, len(x))
         return loss
 
     def _evaluate(self, batch, metrics: MetricCollection, prefix: str) -> None:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -14,6 +13,7 @@ from common.checkpoints import accepted_hparams
 from common.errors import ConfigError
 from common.memory_format import channels_last, convolutions_to_channels_last
 from common.optim import make_optimizer
+from common.train_loss import TrainLossLogging
 from rickmorty.images import as_float
 from rickmorty.noise import NOISE_KINDS, NoiseKind, add_noise
 
@@ -60,7 +60,7 @@ def bottleneck_layers(filters: Sequence[int], k: int, code_channels: int,
     return nn.Sequential(*encoder), nn.Sequential(*decoder)
 
 
-class ConvAutoencoder(L.LightningModule):
+class ConvAutoencoder(TrainLossLogging):
     """Convolutional autoencoder for RGB frames in [0, 1], shape (N, 3, H, W); trained with BCE, MSE reported.
 
     Default: the course's network exactly (Conv 20@5, 20@5, 64@5 relu; ConvTranspose 64@5, 20@5,
@@ -141,10 +141,10 @@ class ConvAutoencoder(L.LightningModule):
                    f"compression ratio {self.compression_ratio():.3g}")
 
     def training_step(self, batch, batch_idx):
-        """Return the BCE-with-logits loss of rebuilding clean frames from corrupted ones; log it as train_loss."""
+        """Return the BCE-with-logits loss of rebuilding clean frames from corrupted ones (logged as train_loss)."""
         clean = self.batch_images(batch)
         loss = F.binary_cross_entropy_with_logits(self.logits(self.corrupt(clean)).float(), clean)
-        self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(clean))
+        self.log_train_loss(loss, len(clean))
         return loss
 
     def _evaluate(self, batch, batch_idx: int, metrics: MetricCollection, prefix: str) -> None:

@@ -1,0 +1,58 @@
+"""The training loss: logged where the loggers write and as the epoch's batch-weighted mean, one log call per write."""
+from __future__ import annotations
+
+import csv
+
+import lightning as L
+import pytest
+import torch
+from torch import nn
+
+from common.classifier import Classifier
+from common.data import BatchTensors, batch_loader
+from common.trainer import build_trainer
+
+
+class LossRecorder(L.Callback):
+    """Record every training batch's loss and size, per epoch."""
+
+    def __init__(self) -> None:
+        self.epochs: list[list[tuple[float, int]]] = []
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self.epochs.append([])
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.epochs[-1].append((outputs["loss"].item(), len(batch[0])))
+
+
+def test_train_loss_is_logged_every_n_steps_and_as_the_epoch_mean(tmp_path, monkeypatch):
+    """52 rows in batches of 8 (the last of 4), 2 epochs, log_every_n_steps=3: steps 2, 5, 8, 11 and two means."""
+    x = torch.randn(52, 6)
+    y = (x[:, 0] > 0).float()
+    backbone = nn.Sequential(nn.Linear(6, 4), nn.ReLU())
+    backbone.out_features = 4
+    model = Classifier(backbone, ["neg", "pos"])
+    logged_names = []
+    original_log = model.log
+
+    def counting_log(name, *args, **kwargs):
+        logged_names.append(name)
+        return original_log(name, *args, **kwargs)
+
+    monkeypatch.setattr(model, "log", counting_log)
+    recorder = LossRecorder()
+    trainer = build_trainer(max_epochs=2, default_root_dir=str(tmp_path), run_name="loss", log_every_n_steps=3,
+                            enable_checkpointing=False, enable_progress_bar=False, callbacks=[recorder])
+    trainer.fit(model, batch_loader(BatchTensors(x, y), 8))
+
+    assert logged_names.count("train_loss_step") == 4  # one Lightning log call per written step, not per batch
+    with open(tmp_path / "loss" / "version_0" / "metrics.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    losses = [loss for epoch in recorder.epochs for loss, _ in epoch]
+    logged = {int(r["step"]): float(r["train_loss_step"]) for r in rows if r.get("train_loss_step")}
+    assert list(logged) == [2, 5, 8, 11]
+    assert [logged[s] for s in logged] == pytest.approx([losses[s] for s in logged], rel=1e-6)
+    means = [sum(loss * n for loss, n in epoch) / sum(n for _, n in epoch) for epoch in recorder.epochs]
+    assert [float(r["train_loss"]) for r in rows if r.get("train_loss")] == pytest.approx(means, rel=1e-6)
+    assert trainer.callback_metrics["train_loss"].item() == pytest.approx(means[-1], rel=1e-6)
