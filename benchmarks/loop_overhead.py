@@ -16,7 +16,6 @@ import argparse
 import statistics
 import tempfile
 import time
-import warnings
 
 import lightning as L
 import torch
@@ -119,7 +118,6 @@ def main() -> None:
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
-    warnings.filterwarnings("ignore", ".*does not have many workers.*")
     torch.manual_seed(0)
     x = torch.randn(BATCH * args.steps, 8, device=args.device)
     y = (x[:, 0] > 0).float()

@@ -21,7 +21,6 @@ import statistics
 import subprocess
 import tempfile
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -423,7 +422,6 @@ def main() -> None:
     parser.add_argument("--data", choices=["real", "synthetic"], default="real",
                         help="the project's data: the course's (../shared/data) or the built-in synthetic sets")
     args = parser.parse_args()
-    warnings.filterwarnings("ignore", ".*does not have many workers.*")
     synthetic = args.data == "synthetic"
     cases = [regression_case(), *image_cases(synthetic), *motif_cases(synthetic)]
     cases = [c for c in cases if not args.only or c.name in args.only]

@@ -36,13 +36,17 @@ def without_lightning_tips(record: logging.LogRecord) -> bool:
 
 
 def quiet_run_log() -> None:
-    """Keep what no user can act on out of the run log: Lightning's tips and two warnings about its own doings."""
+    """Keep what no user can act on, or should not, out of the run log: Lightning's tips and three of its warnings."""
     # Set per build, not at import: a filter set while a test collects its module would not last.
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
         logging.getLogger(name).addFilter(without_lightning_tips)  # once: a logger keeps one copy of a filter
     # Lightning 2.6's pytree helper builds torch's deprecated LeafSpec in every fit.
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
                             category=FutureWarning)
+    # Lightning advises worker processes for every loader on machines with more than 2 cores. BatchTensors
+    # loaders slice whole batches in the main process (workers would only add copies between processes);
+    # the per-frame loaders that do gain from workers (FrameData's augmentation, streaming) say so themselves.
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     # BackboneFinetuning leaves BatchNorm trainable (train_bn), so at the unfreeze epoch it finds those
     # parameters already in the optimiser, as they should be, and warns that the optimiser was built wrong.
     warnings.filterwarnings("ignore", message="The provided params to be frozen already exist within another group")

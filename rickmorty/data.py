@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -298,6 +299,11 @@ class FrameData(L.LightningDataModule):
             dataset = FrameSamples(targets, transform, paths=paths)
         else:
             dataset = FrameSamples(targets, transform, images=images)
+        cores = os.cpu_count() or 1
+        if self.num_workers == 0 and cores > 2:
+            warnings.warn(f"{'augmentation' if self.augment else 'streaming'} prepares every training frame in the main "
+                          f"process; this machine has {cores} cores: data.num_workers 1-{min(cores - 1, 4)} would "
+                          "prepare them in parallel", stacklevel=2)
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)
 

@@ -463,3 +463,21 @@ def test_auto_compiles_pooling_for_a_run_long_enough(tmp_path, monkeypatch):
     trainer.fit(Classifier(backbone, ["no", "yes"]),
                 train_dataloaders=batch_loader(BatchTensors(x, torch.randint(0, 2, (48,)).float()), 8))
     assert set(backbone.seen) == {"CodedMaxPoolBackward"}
+
+
+def test_lightning_advice_to_add_workers_is_kept_out_of_the_run_log(tmp_path, monkeypatch):
+    """On a many-core machine Lightning advises workers for every loader; BatchTensors loaders must not get them."""
+    import warnings
+
+    from lightning.pytorch.trainer.connectors import data_connector
+
+    monkeypatch.setattr(data_connector, "suggested_max_num_workers", lambda devices: 7)
+    x, y = torch.rand(16, 8), torch.randint(0, 2, (16,)).float()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer = build_trainer(max_epochs=1, accelerator="cpu", default_root_dir=str(tmp_path), logger=False,
+                                enable_checkpointing=False, enable_progress_bar=False)
+        trainer.fit(Classifier(RecordingBackbone(torch.get_num_threads), ["no", "yes"]),
+                    batch_loader(BatchTensors(x, y), 8), batch_loader(BatchTensors(x, y), 8))
+    assert trainer.global_step == 2
+    assert not [w for w in caught if "many workers" in str(w.message)]

@@ -77,6 +77,20 @@ def test_folder_tree_stream_loading_with_augmentation_in_workers(frame_tree):
     assert not torch.allclose(first, again) and not torch.allclose(first, as_read)
 
 
+def test_per_frame_training_without_workers_advises_them_on_a_many_core_machine(monkeypatch):
+    """Augmentation in the main process on 8 cores: the warning names the setting; with a worker it is quiet."""
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    data = FrameData(None, task="binary", synthetic_count=40, batch_size=8, augment=True)
+    data.setup("fit")
+    with pytest.warns(UserWarning, match=r"augmentation prepares every training frame in the main process; this "
+                                         r"machine has 8 cores: data.num_workers 1-4 would prepare them in parallel"):
+        data.train_dataloader()
+    data.num_workers = 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        data.train_dataloader()
+
+
 def test_labels_csv_for_multilabel(tmp_path, frame_tree):
     rows = ["path,label"] + [f"{p.relative_to(frame_tree)},{p.parent.name};extra" for p in sorted(frame_tree.rglob("*.jpg"))]
     rows.append("missing.jpg,rick")
