@@ -11,6 +11,13 @@ from common.errors import ConfigError
 ACCELERATORS = ("auto", "cpu", "cuda", "gpu", "mps")
 
 
+def available_cpu_cores() -> int:
+    """Return the CPU cores this process may run on (its affinity, where the system reports one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def cpu_has_native_bf16() -> bool:
     """Return True when this CPU multiplies bf16 in hardware (AVX512-BF16 or AMX)."""
     amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()

@@ -4,16 +4,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import warnings
 from pathlib import Path
 from typing import Literal
 
 import lightning as L
+from lightning.pytorch.utilities import rank_zero_warn
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from common.data import BatchTensors, batch_loader, group_split_indices, random_split_indices
+from common.devices import available_cpu_cores
 from common.errors import ConfigError, DataError
 from common.paths import course_data, data_path, shown_path
 from rickmorty.audit import SCENE_THRESHOLD, Frames, collapse_duplicates, scene_groups
@@ -299,11 +300,11 @@ class FrameData(L.LightningDataModule):
             dataset = FrameSamples(targets, transform, paths=paths)
         else:
             dataset = FrameSamples(targets, transform, images=images)
-        cores = os.cpu_count() or 1
+        cores = available_cpu_cores()
         if self.num_workers == 0 and cores > 2:
-            warnings.warn(f"{'augmentation' if self.augment else 'streaming'} prepares every training frame in the main "
-                          f"process; this machine has {cores} cores: data.num_workers 1-{min(cores - 1, 4)} would "
-                          "prepare them in parallel", stacklevel=2)
+            rank_zero_warn(f"{'augmentation' if self.augment else 'streaming'} prepares every training frame in the "
+                           f"main process; this machine has {cores} cores: data.num_workers 1-{min(cores - 1, 4)} "
+                           "would prepare them in parallel")
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)
 

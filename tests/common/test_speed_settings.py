@@ -481,3 +481,10 @@ def test_lightning_advice_to_add_workers_is_kept_out_of_the_run_log(tmp_path, mo
                     batch_loader(BatchTensors(x, y), 8), batch_loader(BatchTensors(x, y), 8))
     assert trainer.global_step == 2
     assert not [w for w in caught if "many workers" in str(w.message)]
+
+
+def test_available_cpu_cores_counts_the_cores_this_process_may_use():
+    from common.devices import available_cpu_cores
+
+    expected = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert available_cpu_cores() == expected >= 1

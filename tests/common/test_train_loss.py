@@ -56,3 +56,36 @@ def test_train_loss_is_logged_every_n_steps_and_as_the_epoch_mean(tmp_path, monk
     means = [sum(loss * n for loss, n in epoch) / sum(n for _, n in epoch) for epoch in recorder.epochs]
     assert [float(r["train_loss"]) for r in rows if r.get("train_loss")] == pytest.approx(means, rel=1e-6)
     assert trainer.callback_metrics["train_loss"].item() == pytest.approx(means[-1], rel=1e-6)
+
+
+def test_a_run_stopped_mid_epoch_logs_the_loss_of_its_last_step(tmp_path):
+    """A callback stopping after the 5th batch (log_every_n_steps=3): Lightning writes step 4, with step 4's loss."""
+    x = torch.randn(64, 6)
+    y = (x[:, 0] > 0).float()
+    backbone = nn.Sequential(nn.Linear(6, 4), nn.ReLU())
+    backbone.out_features = 4
+
+    class StopAfterFive(LossRecorder):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+            trainer.should_stop = batch_idx == 4
+
+    recorder = StopAfterFive()
+    trainer = build_trainer(max_epochs=3, default_root_dir=str(tmp_path), run_name="stop", log_every_n_steps=3,
+                            enable_checkpointing=False, enable_progress_bar=False, callbacks=[recorder])
+    trainer.fit(Classifier(backbone, ["neg", "pos"]), batch_loader(BatchTensors(x, y), 8))
+    with open(tmp_path / "stop" / "version_0" / "metrics.csv") as handle:
+        logged = {int(r["step"]): float(r["train_loss_step"]) for r in csv.DictReader(handle) if r.get("train_loss_step")}
+    losses = [loss for loss, _ in recorder.epochs[0]]
+    assert list(logged) == [2, 4] and [logged[2], logged[4]] == pytest.approx([losses[2], losses[4]], rel=1e-6)
+
+
+def test_the_loss_accumulates_outside_a_trainer_without_logging():
+    """training_step called by hand (research code, no Trainer) returns the loss and does not fail."""
+    backbone = nn.Sequential(nn.Linear(6, 4), nn.ReLU())
+    backbone.out_features = 4
+    model = Classifier(backbone, ["neg", "pos"])
+    x, y = torch.randn(8, 6), torch.ones(8)
+    loss = model.training_step((x, y), 0)
+    model.on_train_batch_end({"loss": loss}, (x, y), 0)
+    assert loss.item() == pytest.approx(model.loss(model(x), y).item()) and model._loss_rows == 8

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from common.errors import ConfigError, DataError
+import rickmorty.data
 from rickmorty.augment import augmentation
 from rickmorty.data import FrameData, presence_targets, take_groups, target_tensor
 from rickmorty.images import FRAME_SIZE, read_frame
@@ -79,7 +80,7 @@ def test_folder_tree_stream_loading_with_augmentation_in_workers(frame_tree):
 
 def test_per_frame_training_without_workers_advises_them_on_a_many_core_machine(monkeypatch):
     """Augmentation in the main process on 8 cores: the warning names the setting; with a worker it is quiet."""
-    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(rickmorty.data, "available_cpu_cores", lambda: 8)
     data = FrameData(None, task="binary", synthetic_count=40, batch_size=8, augment=True)
     data.setup("fit")
     with pytest.warns(UserWarning, match=r"augmentation prepares every training frame in the main process; this "
