@@ -17,7 +17,6 @@ import statistics
 import tempfile
 import time
 
-import lightning as L
 import torch
 from torch import nn
 
@@ -25,6 +24,7 @@ from common.classifier import Classifier
 from common.data import BatchTensors, batch_loader
 from common.trainer import build_trainer
 from results import RESULTS, run_header, write_results
+from speed import BatchClock, samples_per_second, synchronize
 
 BATCH, WARMUP = 8, 50
 
@@ -46,23 +46,9 @@ def tiny_model(cls=Classifier) -> Classifier:
     return cls(backbone, ["neg", "pos"])
 
 
-class StepClock(L.Callback):
-    """Record the time at the end of every training batch."""
-
-    def __init__(self) -> None:
-        self.times: list[float] = []
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        """Record a batch end (after waiting for the GPU)."""
-        if pl_module.device.type == "cuda":
-            torch.cuda.synchronize()
-        self.times.append(time.perf_counter())
-
-
 def ms_per_step(times: list[float]) -> float:
     """Return the mean milliseconds per step after the warm-up steps."""
-    timed = times[WARMUP:]
-    return (timed[-1] - timed[0]) / (len(timed) - 1) * 1e3
+    return BATCH / samples_per_second(times, WARMUP, BATCH) * 1e3
 
 
 def time_plain(x: torch.Tensor, y: torch.Tensor) -> float:
@@ -75,15 +61,14 @@ def time_plain(x: torch.Tensor, y: torch.Tensor) -> float:
         optimizer.zero_grad()
         model.loss(model(x[rows]), y[rows]).backward()
         optimizer.step()
-        if x.is_cuda:
-            torch.cuda.synchronize()
+        synchronize(x.device.type)
         times.append(time.perf_counter())
     return ms_per_step(times)
 
 
 def time_project(x: torch.Tensor, y: torch.Tensor, device: str, cls=Classifier) -> float:
     """Time one epoch of the project's path (build_trainer defaults; no checkpoints: nothing to compare them with)."""
-    clock = StepClock()
+    clock = BatchClock(device)
     with tempfile.TemporaryDirectory() as workdir:
         trainer = build_trainer(max_epochs=1, accelerator=device, default_root_dir=workdir, run_name="loop",
                                 enable_checkpointing=False, callbacks=[clock])

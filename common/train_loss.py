@@ -9,7 +9,7 @@ class TrainLossLogging(L.LightningModule):
     """LightningModule base whose training_step calls `self.log_train_loss(loss, batch_size)`.
 
     Lightning's `self.log(on_step=True, on_epoch=True)` moves its result store to the loss's
-    device on every call: for a net too small to matter the loop took 0.80 ms a step with it and
+    device on every call: for a net too small to matter the loop took 0.79 ms a step with it and
     0.58 ms without on a 2-core CPU (benchmarks/results/loop_overhead_cpu.md), and on a GPU the
     loop's CPU time is what limits the course models. Here the loss is summed on its device each
     step (no sync) and logged as `train_loss_step` only where the loggers write, and as

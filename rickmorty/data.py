@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Literal
 
 import lightning as L
-from lightning.pytorch.utilities import rank_zero_warn
 import numpy as np
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
 
 from common.data import BatchTensors, batch_loader, group_split_indices, random_split_indices

@@ -128,8 +128,10 @@ def check_label_spelling(path: Path, rows: list[tuple[int, str, list[str]]]) -> 
                             f"{lines[other][0]} and {lines[label][0]}); every distinct label is a class: spell them alike")
     common = [label for label, used in lines.items() if len(used) >= RARE_LABEL_CONTRAST * RARE_LABEL_ROWS]
     for label, used in lines.items():
-        close = difflib.get_close_matches(label, [c for c in common if c != label], n=1, cutoff=0.75)
-        if len(used) <= RARE_LABEL_ROWS and close:
+        if len(used) > RARE_LABEL_ROWS:
+            continue  # a label this common is meant
+        close = difflib.get_close_matches(label, common, n=1, cutoff=0.75)
+        if close:
             warnings.warn(f"{path}: label {label!r} is used on {len(used)} row(s) (line {used[0]}) and looks like "
                           f"{close[0]!r} ({len(lines[close[0]])} rows): a typo? Every distinct label is a class",
                           stacklevel=2)

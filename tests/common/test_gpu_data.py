@@ -66,9 +66,9 @@ def test_batch_tensor_sets_finds_single_process_unpinned_batch_tensor_loaders_in
     assert list(batch_tensor_sets(loaders)) == [kept]
 
 
-def stub_trainer(**loaders) -> SimpleNamespace:
-    """Return what HoldDataOnGpu reads of a Trainer: its device (meta), rank-zero flag and loaders."""
-    return SimpleNamespace(strategy=SimpleNamespace(root_device=META), is_global_zero=True, **loaders)
+def stub_trainer(device: torch.device = META, **loaders) -> SimpleNamespace:
+    """Return what HoldDataOnGpu reads of a Trainer: its device (meta unless given), rank-zero flag and loaders."""
+    return SimpleNamespace(strategy=SimpleNamespace(root_device=device), is_global_zero=True, **loaders)
 
 
 @pytest.fixture
@@ -122,8 +122,7 @@ def test_all_held_sets_together_stay_within_the_memory_fraction(meta_is_held):
 def test_callback_does_nothing_on_other_devices(monkeypatch):
     """On the CPU (every device but CUDA) the data sets stay untouched."""
     dataset = BatchTensors(torch.rand(8, 2))
-    trainer = SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device("cpu")), is_global_zero=True,
-                              train_dataloader=batch_loader(dataset, 4))
+    trainer = stub_trainer(torch.device("cpu"), train_dataloader=batch_loader(dataset, 4))
     monkeypatch.setattr(gpu_data, "hold_on_device", lambda *args: pytest.fail("nothing is held on the CPU"))
     HoldDataOnGpu().on_train_start(trainer, None)
 

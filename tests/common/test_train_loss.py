@@ -26,13 +26,18 @@ class LossRecorder(L.Callback):
         self.epochs[-1].append((outputs["loss"].item(), len(batch[0])))
 
 
+def tiny_classifier() -> Classifier:
+    """Return a binary Classifier over a Linear(6, 4) + ReLU backbone."""
+    backbone = nn.Sequential(nn.Linear(6, 4), nn.ReLU())
+    backbone.out_features = 4
+    return Classifier(backbone, ["neg", "pos"])
+
+
 def test_train_loss_is_logged_every_n_steps_and_as_the_epoch_mean(tmp_path, monkeypatch):
     """52 rows in batches of 8 (the last of 4), 2 epochs, log_every_n_steps=3: steps 2, 5, 8, 11 and two means."""
     x = torch.randn(52, 6)
     y = (x[:, 0] > 0).float()
-    backbone = nn.Sequential(nn.Linear(6, 4), nn.ReLU())
-    backbone.out_features = 4
-    model = Classifier(backbone, ["neg", "pos"])
+    model = tiny_classifier()
     logged_names = []
     original_log = model.log
 
@@ -62,8 +67,6 @@ def test_a_run_stopped_mid_epoch_logs_the_loss_of_its_last_step(tmp_path):
     """A callback stopping after the 5th batch (log_every_n_steps=3): Lightning writes step 4, with step 4's loss."""
     x = torch.randn(64, 6)
     y = (x[:, 0] > 0).float()
-    backbone = nn.Sequential(nn.Linear(6, 4), nn.ReLU())
-    backbone.out_features = 4
 
     class StopAfterFive(LossRecorder):
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
@@ -73,7 +76,7 @@ def test_a_run_stopped_mid_epoch_logs_the_loss_of_its_last_step(tmp_path):
     recorder = StopAfterFive()
     trainer = build_trainer(max_epochs=3, default_root_dir=str(tmp_path), run_name="stop", log_every_n_steps=3,
                             enable_checkpointing=False, enable_progress_bar=False, callbacks=[recorder])
-    trainer.fit(Classifier(backbone, ["neg", "pos"]), batch_loader(BatchTensors(x, y), 8))
+    trainer.fit(tiny_classifier(), batch_loader(BatchTensors(x, y), 8))
     with open(tmp_path / "stop" / "version_0" / "metrics.csv") as handle:
         logged = {int(r["step"]): float(r["train_loss_step"]) for r in csv.DictReader(handle) if r.get("train_loss_step")}
     losses = [loss for loss, _ in recorder.epochs[0]]
@@ -82,9 +85,7 @@ def test_a_run_stopped_mid_epoch_logs_the_loss_of_its_last_step(tmp_path):
 
 def test_the_loss_accumulates_outside_a_trainer_without_logging():
     """training_step called by hand (research code, no Trainer) returns the loss and does not fail."""
-    backbone = nn.Sequential(nn.Linear(6, 4), nn.ReLU())
-    backbone.out_features = 4
-    model = Classifier(backbone, ["neg", "pos"])
+    model = tiny_classifier()
     x, y = torch.randn(8, 6), torch.ones(8)
     loss = model.training_step((x, y), 0)
     model.on_train_batch_end({"loss": loss}, (x, y), 0)
