@@ -1,4 +1,5 @@
-"""Max-pooling by 2 that runs faster on the CPU and gives exactly nn.MaxPool's values and gradients."""
+"""Max-pooling by 2 (optionally with the ReLU after it) that runs faster on the CPU and gives exactly
+nn.MaxPool's (and nn.ReLU's) values and gradients."""
 from __future__ import annotations
 
 import functools
@@ -35,25 +36,30 @@ def window_views(x: torch.Tensor, dims: int, channels_after: bool = False) -> li
             for starts in itertools.product((0, 1), repeat=dims)]
 
 
-def halving_max(x: torch.Tensor, dims: int) -> torch.Tensor:
-    """Return F.max_pool{1,2}d(x, 2) of x (N, C, L) or (N, C, H, W), computed as maxima of strided views."""
+def halving_max(x: torch.Tensor, dims: int, relu: bool = False) -> torch.Tensor:
+    """Return F.max_pool{1,2}d(x, 2) of x (N, C, L) or (N, C, H, W), computed as maxima of strided views; relu: ReLU'd."""
     views = window_views(x, dims)
     while len(views) > 1:
         views = [torch.maximum(a, b) for a, b in zip(views[::2], views[1::2])]
-    return views[0]
+    return views[0].relu_() if relu else views[0]  # a new tensor, never x: in place is safe
 
 
-def coded_max(x: torch.Tensor, dims: int) -> tuple[torch.Tensor, torch.Tensor]:
+def coded_max(x: torch.Tensor, dims: int, relu: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Return max-pooled x (N, C, *spatial) and, per output, the window position (0..2**dims-1) that gave it.
 
     The position follows PyTorch's rule (a later element wins only if greater, or NaN), so ties
     resolve as in F.max_pool. The code has x's dtype and the channels-fastest layout, as the values.
+    relu: the maxima are ReLU'd too, and where ReLU stops the gradient (a maximum <= 0) the code is
+    2**dims, a position no window has, so that the gradient is 0 there as nn.ReLU's backward makes it.
     """
     views = window_views(x.movedim(1, -1), dims, channels_after=True)
     values, code = views[0], torch.zeros_like(views[0])
     for position, view in enumerate(views[1:], 1):
         later_wins = (view > values) | (view != view)  # NaN; isnan() would not vectorise when compiled
         values, code = torch.where(later_wins, view, values), torch.where(later_wins, float(position), code)
+    if relu:  # nn.ReLU keeps NaN and passes its gradient
+        passes = (values > 0) | (values != values)
+        values, code = torch.where(passes, values, 0.0), torch.where(passes, code, float(len(views)))
     return values.movedim(-1, 1), code
 
 
@@ -145,9 +151,9 @@ class CodedMaxPool(torch.autograd.Function):
     """Max-pooling by 2 with nn.MaxPool's values and gradients, saving a compact code instead of int64 indices."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, dims: int) -> torch.Tensor:
-        """Return x max-pooled by 2 (compiled coded_max), saving the window-position code for backward."""
-        values, code = CompiledPooling.run(coded_max, x, dims)
+    def forward(ctx, x: torch.Tensor, dims: int, relu: bool) -> torch.Tensor:
+        """Return x max-pooled by 2 (and ReLU'd if relu; compiled coded_max), saving the window-position code for backward."""
+        values, code = CompiledPooling.run(coded_max, x, dims, relu)
         ctx.save_for_backward(code)
         ctx.spatial = tuple(x.shape[2:])
         return values
@@ -155,42 +161,44 @@ class CodedMaxPool(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad: torch.Tensor):
-        """Return x's gradient (and None for dims) from the saved code; uncompiled if compiling fails."""
+        """Return x's gradient (and None for dims and relu) from the saved code; uncompiled if compiling fails."""
         (code,) = ctx.saved_tensors
         try:
-            return coded_max_backward(grad, code, ctx.spatial), None
+            return coded_max_backward(grad, code, ctx.spatial), None, None
         except Exception as error:  # compiling failed: the same function, uncompiled, gives the same gradient
             CompiledPooling.fail(error)
-            return coded_max_backward(grad, code, ctx.spatial, compiled=False), None
+            return coded_max_backward(grad, code, ctx.spatial, compiled=False), None, None
 
 
 class HalvingMaxPool(nn.Module):
-    """MaxPool1d(2) or MaxPool2d(2) with identical values and gradients, faster on the CPU.
+    """MaxPool1d(2) or MaxPool2d(2) with identical values and gradients, faster on the CPU; relu=True adds nn.ReLU after it.
 
     Inference (prediction, ISM, validation) takes strided maxima: PyTorch's CPU op also writes an
     int64 index per output for a backward pass that never comes. Training of channels-fastest
     inputs takes CodedMaxPool (compiled) where the run is long enough to pay back compiling;
-    other training inputs and other devices keep PyTorch's op.
+    other training inputs and other devices keep PyTorch's op. The ReLU, inside the same pass,
+    spares a read and a write of the pooled maps forward and backward.
     """
 
-    def __init__(self, dims: int) -> None:
+    def __init__(self, dims: int, relu: bool = False) -> None:
         super().__init__()
         if dims not in (1, 2):
             raise ValueError(f"dims must be 1 or 2, got {dims}")
-        self.dims = dims
+        self.dims, self.relu = dims, relu
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return x (N, C, *spatial) max-pooled by 2 in each of the last `dims` dimensions."""
         training = torch.is_grad_enabled() and x.requires_grad
         if x.device.type == "cpu" and not training:
-            return halving_max(x, self.dims)
+            return halving_max(x, self.dims, self.relu)
         if training and CompiledPooling.applies(x, self.dims):
             try:
-                return CodedMaxPool.apply(x, self.dims)
+                return CodedMaxPool.apply(x, self.dims, self.relu)
             except Exception as error:  # compiling failed (no C++ compiler): PyTorch's op from now on
                 CompiledPooling.fail(error)
-        return (F.max_pool1d if self.dims == 1 else F.max_pool2d)(x, 2)
+        pooled = (F.max_pool1d if self.dims == 1 else F.max_pool2d)(x, 2)
+        return F.relu(pooled) if self.relu else pooled
 
     def extra_repr(self) -> str:
-        """Return the settings shown in the module's repr: dims, kernel_size=2, stride=2."""
-        return f"dims={self.dims}, kernel_size=2, stride=2"
+        """Return the settings shown in the module's repr: dims, kernel_size=2, stride=2 and relu if set."""
+        return f"dims={self.dims}, kernel_size=2, stride=2" + (", relu=True" if self.relu else "")

@@ -23,29 +23,32 @@ SHAPES = [(2, 5, 11), (3, 4, 10), (2, 3, 9, 14), (2, 6, 8, 7)]  # odd and even l
 MAX_POOL = {1: lambda x: F.max_pool1d(x, 2), 2: lambda x: F.max_pool2d(x, 2)}  # PyTorch's op, the reference
 
 
+def reference(dims: int, relu: bool):
+    """Return PyTorch's max-pooling, followed by its ReLU if relu: what HalvingMaxPool(dims, relu) must equal."""
+    return (lambda x: F.relu(MAX_POOL[dims](x))) if relu else MAX_POOL[dims]
+
+
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("layout_last", [False, True])
-def test_inference_path_equals_max_pool(shape, dtype, layout_last):
+@pytest.mark.parametrize("relu", [False, True])
+def test_inference_path_equals_max_pool(shape, dtype, layout_last, relu):
     x = tied_input(shape, dtype, layout_last)
     dims = len(shape) - 2
-    expected = MAX_POOL[dims](x)
+    expected = reference(dims, relu)(x)
     with torch.no_grad():
-        got = HalvingMaxPool(dims)(x)
+        got = HalvingMaxPool(dims, relu)(x)
     assert got.dtype == expected.dtype and torch.equal(got, expected)
-    assert torch.equal(halving_max(x, dims), expected)
+    assert torch.equal(halving_max(x, dims, relu), expected) and torch.equal(x, tied_input(shape, dtype, layout_last))
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-def test_training_path_keeps_max_pool_gradients(shape):
+@pytest.mark.parametrize("relu", [False, True])
+def test_training_path_keeps_max_pool_gradients(shape, relu):
     """With ties in every window, the gradient still goes to the one element PyTorch's max-pooling picks."""
     dims = len(shape) - 2
-    x = tied_input(shape, torch.float32, layout_last=True).requires_grad_()
-    reference = x.detach().clone().requires_grad_()
-    upstream = torch.randn(MAX_POOL[dims](reference).shape)
-    (HalvingMaxPool(dims)(x) * upstream).sum().backward()
-    (MAX_POOL[dims](reference) * upstream).sum().backward()
-    assert torch.equal(x.grad, reference.grad)
+    x = tied_input(shape, torch.float32, layout_last=True)
+    assert_same_pooling(pooled_with_gradient(HalvingMaxPool(dims, relu), x), pooled_with_gradient(reference(dims, relu), x))
 
 
 def test_inference_path_propagates_nan_as_max_pool_does():
@@ -89,28 +92,30 @@ def assert_same_pooling(got: tuple[torch.Tensor, torch.Tensor], expected: tuple[
 
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_coded_max_pooling_functions_give_max_pool_values_and_gradients(shape, dtype):
-    """The functions CodedMaxPool compiles, run as they are: ties, NaN and odd sizes as PyTorch resolves them."""
+@pytest.mark.parametrize("relu", [False, True])
+def test_coded_max_pooling_functions_give_max_pool_values_and_gradients(shape, dtype, relu):
+    """The functions CodedMaxPool compiles, run as they are: ties, NaN, zeros and odd sizes as PyTorch resolves them."""
     dims = len(shape) - 2
     x = tied_input_with_nan(shape, dtype)
-    values, code = coded_max(x, dims)
+    values, code = coded_max(x, dims, relu)
     upstream = torch.randn(values.shape, generator=torch.Generator().manual_seed(1)).to(dtype)
     grad = coded_max_backward(channels_last(upstream), code, tuple(shape[2:]), compiled=False)
-    assert_same_pooling((values, grad), pooled_with_gradient(MAX_POOL[dims], x))
+    assert_same_pooling((values, grad), pooled_with_gradient(reference(dims, relu), x))
 
 
 @pytest.mark.usefixtures("cxx_compiler")
-@pytest.mark.parametrize("shape,dtype", [((3, 5, 11), torch.bfloat16), ((2, 6, 9, 14), torch.float32)])
-def test_big_training_inputs_pool_through_the_compiled_kernels_with_max_pool_results(shape, dtype, monkeypatch):
+@pytest.mark.parametrize("shape,dtype,relu", [((3, 5, 11), torch.bfloat16, False), ((2, 6, 9, 14), torch.float32, False),
+                                              ((3, 5, 11), torch.bfloat16, True)])
+def test_big_training_inputs_pool_through_the_compiled_kernels_with_max_pool_results(shape, dtype, relu, monkeypatch):
     """Compiled for real (a C++ compiler is on CI): same values, gradients and layout; batch sizes share a kernel."""
     monkeypatch.setattr(CompiledPooling, "training_steps", math.inf)
     monkeypatch.setattr(CompiledPooling, "failure", None)
     dims = len(shape) - 2
-    pool = HalvingMaxPool(dims)
+    pool = HalvingMaxPool(dims, relu)
     for batch in (shape[0], shape[0] + 2):
         x = tied_input_with_nan((batch, *shape[1:]), dtype)
         assert type(pool(x.detach().requires_grad_()).grad_fn).__name__ == "CodedMaxPoolBackward"
-        assert_same_pooling(pooled_with_gradient(pool, x), pooled_with_gradient(MAX_POOL[dims], x))
+        assert_same_pooling(pooled_with_gradient(pool, x), pooled_with_gradient(reference(dims, relu), x))
     assert CompiledPooling.failure is None
 
 
@@ -140,8 +145,8 @@ def test_pooling_falls_back_to_pytorchs_op_with_one_warning_when_compiling_fails
     monkeypatch.setattr(CompiledPooling, "compiled", no_compiler)
     x = tied_input((2, 3, 9, 14), torch.float32, layout_last=True)
     with pytest.warns(RuntimeWarning, match="compiled max-pooling is unavailable .*no working C\\+\\+ compiler"):
-        got = pooled_with_gradient(HalvingMaxPool(2), x)
-    assert_same_pooling(got, pooled_with_gradient(MAX_POOL[2], x))
+        got = pooled_with_gradient(HalvingMaxPool(2, relu=True), x)
+    assert_same_pooling(got, pooled_with_gradient(reference(2, relu=True), x))
     assert CompiledPooling.failure == "RuntimeError: InvalidCxxCompiler: no working C++ compiler found"
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # warned once: later batches are quiet
