@@ -467,7 +467,8 @@ CPU_NOTES = [
     "(RegressionData steps_per_execution=16). Every build_trainer run on the CPU keeps freed memory in the heap "
     "(ReuseFreedMemory), redraws its progress bar at most 4 times a second (TimedProgressBar) and, under bf16, "
     "casts linear and conv weights once per evaluation loop (CastWeightsOnceForEval); the course CNNs max-pool "
-    "with HalvingMaxPool (strided maxima at inference; in training a compiled kernel, which build_trainer's "
+    "with HalvingMaxPool, the ReLU after it in the same pass (strided maxima at inference; in training a "
+    "compiled kernel, which build_trainer's "
     "default compiles per pooling layer where the run's steps pay it back: the image CNN's first pooling from "
     "~560 steps of 100 frames, the motif CNN's from ~2,500 steps of 1,000 windows; asked for here, LONG_RUN) and "
     "dense layers predict big fp32 products through oneDNN on AMD CPUs (OneDnnLinear).",

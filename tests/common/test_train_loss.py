@@ -6,11 +6,13 @@ import csv
 import lightning as L
 import pytest
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import nn
 
 from common.classifier import Classifier
 from common.data import BatchTensors, batch_loader
 from common.trainer import build_trainer
+from rickmorty.models import DenseBaseline
 
 
 class LossRecorder(L.Callback):
@@ -90,3 +92,18 @@ def test_the_loss_accumulates_outside_a_trainer_without_logging():
     loss = model.training_step((x, y), 0)
     model.on_train_batch_end({"loss": loss}, (x, y), 0)
     assert loss.item() == pytest.approx(model.loss(model(x), y).item()) and model._loss_rows == 8
+
+
+def test_a_checkpoint_can_monitor_the_epoch_training_loss(tmp_path):
+    """ModelCheckpoint(monitor="train_loss") beside validation: train_loss is logged at epoch end, the best epoch kept."""
+    x = torch.randn(48, 1, 2, 3)
+    y = (x[:, 0, 0, 0] > 0).float()
+    recorder = LossRecorder()
+    best = ModelCheckpoint(monitor="train_loss", mode="min")
+    trainer = build_trainer(max_epochs=3, default_root_dir=str(tmp_path), run_name="best", enable_progress_bar=False,
+                            callbacks=[recorder, best])
+    loader = batch_loader(BatchTensors(x, y), 8)
+    trainer.fit(Classifier(DenseBaseline(input_shape=(1, 2, 3), units=(4,)), ["neg", "pos"]), loader, loader)
+    means = [sum(loss * n for loss, n in epoch) / sum(n for _, n in epoch) for epoch in recorder.epochs]
+    assert best.best_model_score.item() == pytest.approx(min(means), rel=1e-6)
+    assert f"epoch={means.index(min(means))}" in best.best_model_path
