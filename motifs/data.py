@@ -185,10 +185,13 @@ class MotifData(L.LightningDataModule):
         hp = self.hparams
         if not hp.genome:
             raise ConfigError(f"{path} is a BED file: give genome (a FASTA file) to cut windows from")
-        names, sequences, intervals = bed_windows(path, hp.genome, hp.length // 2, hp.index_dir)
+        names, sequences, intervals = bed_windows(path, hp.genome, hp.length, hp.index_dir)
         self.peak_regions += [(i.chrom, i.start, i.end) for i in intervals]
         full = [i for i, s in enumerate(sequences) if len(s) == hp.length]
         self.dropped[f"{path}: clipped at a chromosome end"] = len(sequences) - len(full)
+        if sequences and not full:
+            raise DataError(f"{path}: none of its {len(sequences)} peaks has a full {hp.length} bp window inside its "
+                            f"chromosome of {shown_path(hp.genome)}: check that BED and genome are the same build")
         return [names[i] for i in full], [sequences[i] for i in full], [intervals[i] for i in full]
 
     def _positives(self) -> Windows:
@@ -198,6 +201,10 @@ class MotifData(L.LightningDataModule):
         if hp.labelled_bed:
             names, sequences, intervals = self._cut_bed(hp.labelled_bed)
             labels_per_window = [self._bed_labels(i) for i in intervals]
+            unlabelled = next((i for i, labels in zip(intervals, labels_per_window) if not labels), None)
+            if unlabelled is not None and self.task != "multilabel":  # multilabel: bound by none of the classes
+                raise DataError(f"{hp.labelled_bed}, line {unlabelled.line}: the label column "
+                                f"{hp.label_column} is empty; every peak of a {self.task} task needs its class")
             codes = self._encode(hp.labelled_bed, sequences, names)
         else:
             names, parts, labels_per_window = [], [], []
@@ -232,6 +239,10 @@ class MotifData(L.LightningDataModule):
         labels_of: dict[str, set[str]] = {}
         first: dict[str, int] = {}
         for i, (name, labels) in enumerate(zip(names, labels_per_window)):
+            if name in first and not np.array_equal(codes[first[name]], codes[i]):
+                raise DataError(f"the record name {name!r} stands for two different sequences (classes "
+                                f"{sorted(labels_of[name])} and {sorted(labels)}): only the same region may appear "
+                                "in several files (it is then co-bound); give the others unique names")
             labels_of.setdefault(name, set()).update(labels)
             first.setdefault(name, i)
         keep = np.array(list(first.values()))
@@ -312,6 +323,10 @@ class MotifData(L.LightningDataModule):
             unknown = has_unknown(positives.codes)
             if self.hparams.unknown_bases == "drop" and unknown.any():
                 self.dropped["windows with N (course: dropped)"] = int(unknown.sum())
+                if unknown.all():
+                    raise DataError(f"no windows left to learn from ({self._describe()}): every window holds N "
+                                    "(unknown) bases, which unknown_bases 'drop' removes; set unknown_bases: zero "
+                                    "to keep them as all-zero columns")
                 positives = positives.subset(np.flatnonzero(~unknown))
             self.splits["all"] = _concat([positives, *self._negatives(positives)])
             for reason, count in self.dropped.items():

@@ -28,6 +28,16 @@ def as_windows(x: torch.Tensor | np.ndarray) -> torch.Tensor:
     return x if x.is_floating_point() else x.float()
 
 
+def as_targets(target: torch.Tensor | np.ndarray | int, n: int) -> torch.Tensor:
+    """Return class indices (n,) from one index or one per window; float labels (binary data's 0./1.) become indices."""
+    target = torch.as_tensor(target)
+    if target.is_floating_point():
+        if not torch.equal(target, target.round()):
+            raise DataError("targets are class indices: whole numbers (binary: 0 or 1), not probabilities")
+        target = target.long()
+    return target.expand(n) if target.dim() == 0 else target
+
+
 @restores_mode
 @heap_reuse()
 @torch.no_grad()
@@ -51,7 +61,7 @@ def zero_ism(model: nn.Module, x: torch.Tensor, target: torch.Tensor | int, batc
     length = x.shape[-1]
     mask = torch.arange(length).expand(1, 4, length)
     ablation = FeatureAblation(lambda inputs: class_probabilities(model, inputs))
-    target = torch.as_tensor(target).expand(len(x)) if torch.as_tensor(target).dim() == 0 else torch.as_tensor(target)
+    target = as_targets(target, len(x))
     chunk = max(1, min(len(x), batch_size // 64))  # up to 64 windows at a time, batch_size copies per pass
     parts = []
     for i in range(0, len(x), chunk):
@@ -78,7 +88,7 @@ def substitution_ism(model: nn.Module, x: torch.Tensor, target: torch.Tensor | i
     model.eval()
     x = as_windows(x)
     n, _, length = x.shape
-    target = torch.as_tensor(target).expand(n) if torch.as_tensor(target).dim() == 0 else torch.as_tensor(target)
+    target = as_targets(target, n)
     n_variants = 3 * length
     variant_position = torch.arange(n_variants) % length  # variant v changes position v % L
     reference = predict(model, x)[torch.arange(n), target]

@@ -54,7 +54,10 @@ def open_fasta(path: str | Path, index_dir: str | Path | None = None) -> pyfaidx
         index = beside
     else:
         folder = Path(index_dir) if index_dir else default_index_dir()
-        key = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:16]
+        # Size and modification time in the key: a file replaced by an older-dated one (mv, cp -p,
+        # rsync -a) would pass pyfaidx's newer-than-index check and be read through the stale index.
+        status = path.stat()
+        key = hashlib.sha1(f"{path.resolve()}:{status.st_size}:{status.st_mtime_ns}".encode()).hexdigest()[:16]
         index = folder / f"{path.name}.{key}.fai"
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -75,6 +78,10 @@ def open_fasta(path: str | Path, index_dir: str | Path | None = None) -> pyfaidx
     except OSError as error:
         raise DataError(f"cannot write the index {index} of {path} ({error}); "
                         "pass index_dir= a writable folder") from None
+    except RuntimeError as error:  # pyfaidx's "Unhandled exception during fasta indexing", e.g. blank lines
+        raise DataError(f"{path} could not be indexed as FASTA ({str(error).split('Please report')[0].strip()}): "
+                        "blank lines between records or at the end of the file are the usual cause; "
+                        "remove them") from None
     if not fasta.keys():
         raise DataError(f"FASTA file {path} holds no records (no line starting with '>')")
     return fasta
@@ -145,13 +152,15 @@ def check_intervals(intervals: list[Interval], lengths: dict[str, int], source: 
                             f"beyond the chromosome's end ({lengths[interval.chrom]} bp): wrong genome build?")
 
 
-def centred_windows(intervals: list[Interval], lengths: dict[str, int], half_width: int) -> list[tuple[str, int, int]]:
-    """Return (chrom, start, end) of each interval's centre +/- half_width, clipped to the chromosome."""
+def centred_windows(intervals: list[Interval], lengths: dict[str, int], length: int) -> list[tuple[str, int, int]]:
+    """Return (chrom, start, end) of each interval's `length` bp centre window, clipped to the chromosome.
+
+    The window starts length // 2 before the centre, so an odd length keeps its extra base on the right.
+    """
     windows = []
     for interval in intervals:
-        centre = (interval.start + interval.end) // 2
-        windows.append((interval.chrom, max(0, centre - half_width),
-                        min(lengths[interval.chrom], centre + half_width)))
+        start = (interval.start + interval.end) // 2 - length // 2
+        windows.append((interval.chrom, max(0, start), min(lengths[interval.chrom], start + length)))
     return windows
 
 
@@ -161,14 +170,14 @@ def fetch_windows(genome: pyfaidx.Fasta, windows: list[tuple[str, int, int]]) ->
     return names, [str(genome[c][s:e]) for c, s, e in windows]
 
 
-def bed_windows(bed: str | Path, genome_fasta: str | Path, half_width: int = 100,
+def bed_windows(bed: str | Path, genome_fasta: str | Path, length: int = 200,
                 index_dir: str | Path | None = None) -> tuple[list[str], list[str], list[Interval]]:
-    """Return (names, sequences, intervals) of the centre +/- half_width windows of a BED file's peaks."""
+    """Return (names, sequences, intervals) of the `length` bp centre windows of a BED file's peaks."""
     genome = open_fasta(genome_fasta, index_dir)
     intervals = read_bed(bed)
     lengths = chromosome_lengths(genome)
     check_intervals(intervals, lengths, str(bed))
-    names, sequences = fetch_windows(genome, centred_windows(intervals, lengths, half_width))
+    names, sequences = fetch_windows(genome, centred_windows(intervals, lengths, length))
     return names, sequences, intervals
 
 

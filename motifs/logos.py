@@ -56,6 +56,7 @@ def plot_attribution(x: np.ndarray, importance: np.ndarray, path: str | Path, ti
     x: (4, L) one-hot; importance: (L,); marks: optional (L,) bool (e.g. implant or motif hits) shaded.
     """
     x, importance = np.asarray(x), np.asarray(importance)
+    marks = None if marks is None else np.asarray(marks, dtype=bool)  # pwm.hit_mask gives a tensor
     fig, (track, logo) = plt.subplots(2, 1, figsize=(12, 4.2), gridspec_kw={"height_ratios": [1, 1.3]})
     positions = np.arange(len(importance))
     track.bar(positions, importance, width=1.0, color=np.where(importance >= 0, "#444", "#c33"))

@@ -78,6 +78,15 @@ def test_multiclass_and_multilabel_from_several_files(tmp_path, peaks):
         make(tmp_path, sources={"A": peaks[0], "B": peaks[1]}, task="multiclass", negatives=["shuffle"])
 
 
+def test_one_name_for_two_different_sequences_is_refused(tmp_path):
+    """Generic names (seq1...) in two files are not one co-bound region: merging them would drop sequences."""
+    rng = np.random.default_rng(6)
+    a = write_fasta(tmp_path / "a.fa", [(f"seq{i}", random_dna(rng, 20)) for i in range(6)])
+    b = write_fasta(tmp_path / "b.fa", [(f"seq{i}", random_dna(rng, 20)) for i in range(6)])
+    with pytest.raises(DataError, match=r"'seq0' stands for two different sequences \(classes \['A'\] and \['B'\]\)"):
+        make(tmp_path, sources={"A": a, "B": b}, task="multilabel", split="random")
+
+
 def test_n_windows_dropped_or_zeroed(tmp_path):
     rng = np.random.default_rng(1)
     records = [(f"chr{1 + i % 3}:{i * 50}-{i * 50 + 20}", random_dna(rng, 20)) for i in range(12)]
@@ -89,6 +98,9 @@ def test_n_windows_dropped_or_zeroed(tmp_path):
     windows = kept.load()
     x, _ = windows.subset(np.array([windows.names.index(records[4][0])])).tensors()
     assert x[0, :, 4].sum() == 0
+    only_n = write_fasta(tmp_path / "only_n.fa", [(name, "ACGTN" * 4) for name, _ in records])
+    with pytest.raises(DataError, match="every window holds N .*unknown_bases: zero"):
+        make(tmp_path, sources={"A": only_n}, task="binary", negatives=["shuffle"])
 
 
 def test_genome_negatives_avoid_peaks_without_n_and_match_gc(tmp_path):
@@ -170,6 +182,16 @@ def test_labelled_bed_classes_from_a_column(tmp_path):
     data = make(tmp_path, labelled_bed=str(bed), genome=genome, label_column=5, task="multilabel", split="random")
     assert data.class_names == ["PRDM1", "SOX17"]
     assert data.load().labels.sum(0).tolist() == [12, 24]
+    odd = make(tmp_path, labelled_bed=str(bed), genome=genome, label_column=5, task="multilabel", split="random",
+               length=21)
+    assert len(odd.load().names) == 24 and odd.load().codes.shape[1] == 21  # an odd length cuts whole windows
+    bed.write_text(bed.read_text() + "chr2\t900\t920\tpeak24\t\n")
+    with pytest.raises(DataError, match=r"labels\.bed, line 25: the label column 5 is empty"):
+        make(tmp_path, labelled_bed=str(bed), genome=genome, label_column=5, task="multiclass", split="random")
+    clipped = tmp_path / "clipped.bed"
+    clipped.write_text("chr1\t0\t4\tedge\tSOX17\n")
+    with pytest.raises(DataError, match="clipped.bed: none of its 1 peaks has a full 20 bp window"):
+        make(tmp_path, labelled_bed=str(clipped), genome=genome, label_column=5, task="multilabel", split="random")
 
 
 def test_chromosome_split_errors_are_clear(tmp_path):

@@ -61,6 +61,11 @@ def test_binary_models_explain_either_class():
     probs = class_probabilities(model, x)
     assert probs.shape == (1, 2) and torch.isclose(probs.sum(), torch.tensor(1.0))
     assert torch.allclose(zero_ism(model, x, 1), -zero_ism(model, x, 0), atol=1e-6)
+    labels = torch.tensor([1.0])  # binary data's labels are floats
+    assert torch.equal(substitution_ism(model, x, labels), substitution_ism(model, x, 1))
+    assert torch.equal(zero_ism(model, x, labels), zero_ism(model, x, 1))
+    with pytest.raises(DataError, match="class indices"):
+        zero_ism(model, x, torch.tensor([0.7]))
 
 
 def test_explanations_give_the_model_back_in_the_mode_it_was_in():
@@ -134,3 +139,4 @@ def test_enrichment_of_top_positions_in_motif_hits(trained, tmp_path):
     assert enrichment["enrichment"] > 2
     path = plot_attribution(x[0].numpy(), importance[0].numpy(), tmp_path / "ism.png", "PRDM1", hits[0].numpy())
     assert path.stat().st_size > 10_000
+    assert plot_attribution(x[0], importance[0], tmp_path / "ism_tensors.png", "PRDM1", hits[0]).stat().st_size > 10_000

@@ -47,15 +47,17 @@ def test_course_paths_are_found_through_deepbio_data_from_any_folder(tmp_path, m
         read_fasta("course:ChIP/PRDM1.fa")
 
 
-def test_bed_windows_are_centre_plus_minus_half_width_clipped_like_bedtools(genome, tmp_path):
+def test_bed_windows_are_the_centre_windows_of_the_length_clipped_like_bedtools(genome, tmp_path):
     path, chr1, chr2 = genome
     bed = write(tmp_path / "peaks.bed", "track name=x\nchr1\t40\t60\tpeakA\nchr1\t0\t6\nchr2\t30\t40\n")
-    names, sequences, intervals = bed_windows(bed, path, half_width=10, index_dir=tmp_path / "index")
+    names, sequences, intervals = bed_windows(bed, path, length=20, index_dir=tmp_path / "index")
     # centre 50 -> 40..60; centre 3 -> 0..13 (clipped at the start); centre 35 -> 25..40 (clipped at the end)
     assert names == ["chr1:40-60", "chr1:0-13", "chr2:25-40"]
     assert sequences == [chr1[40:60].upper(), chr1[0:13], chr2[25:40]]
     assert [i.line for i in intervals] == [2, 3, 4] and intervals[0].extra == ("peakA",)
     assert parse_region(names[0]) == ("chr1", 40, 60)
+    odd_names, odd_sequences, _ = bed_windows(bed, path, length=21, index_dir=tmp_path / "index")
+    assert odd_names[0] == "chr1:40-61" and len(odd_sequences[0]) == 21  # the extra base on the right
 
 
 def test_read_only_folder_keeps_the_index_elsewhere(tmp_path):
@@ -76,6 +78,7 @@ def test_read_only_folder_keeps_the_index_elsewhere(tmp_path):
     ("\n\n", "not a valid FASTA"),
     (">a\nACGT\n>b\nACGT\n>a\nACGT\n", "'a' appears more than once"),
     ("ACGT\n>a\nACGT\n", "not a valid FASTA"),
+    (">a\nACGT\n>b\nACGT\n\n\n", "could not be indexed.*blank lines"),
 ])
 def test_bad_fasta_files_give_clear_errors(tmp_path, content, message):
     path = write(tmp_path / "bad.fa", content)
@@ -124,9 +127,19 @@ def test_bad_bed_intervals_name_the_line(genome, tmp_path, line, message):
     path, _, _ = genome
     bed = write(tmp_path / "bad.bed", line)
     with pytest.raises(DataError, match=message):
-        bed_windows(bed, path, half_width=10, index_dir=tmp_path / "index")
+        bed_windows(bed, path, length=20, index_dir=tmp_path / "index")
 
 
 def test_empty_bed_is_an_error(tmp_path):
     with pytest.raises(DataError, match="holds no intervals"):
         read_bed(write(tmp_path / "empty.bed", "# nothing\n"))
+
+
+def test_a_fasta_replaced_by_an_older_file_is_indexed_afresh(tmp_path):
+    """mv / cp -p / rsync -a keep an older modification time: the cached index must not be reused."""
+    older = write(tmp_path / "older.fa", ">x\nAAAAAAAA\n>y\nCCCC\n")
+    os.utime(older, (1_000_000_000, 1_000_000_000))
+    path = write(tmp_path / "peaks.fa", ">x\nGGGGGGGG\n")
+    assert read_fasta(path, index_dir=tmp_path / "index") == (["x"], ["GGGGGGGG"])
+    os.replace(older, path)
+    assert read_fasta(path, index_dir=tmp_path / "index") == (["x", "y"], ["AAAAAAAA", "CCCC"])
