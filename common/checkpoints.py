@@ -39,12 +39,21 @@ def import_class(path: str) -> type:
     return getattr(importlib.import_module(module_name), class_name)
 
 
+def rebuild_args(cls: type, init_args: dict) -> dict:
+    """Return init_args with the class's `starting_weights_args` set to None: a checkpoint's state dict replaces them.
+
+    A backbone that loads pretrained weights from a file at construction (ResNetBackbone's
+    weights_path) must not need that file again to reload a checkpoint trained from it.
+    """
+    return {**init_args, **{name: None for name in getattr(cls, "starting_weights_args", ()) if name in init_args}}
+
+
 def module_spec(module: nn.Module) -> dict:
-    """Return {'class_path', 'init_args'} describing how to rebuild `module`."""
+    """Return {'class_path', 'init_args'} describing how to rebuild `module` (its trained weights aside)."""
     if not hasattr(module, "init_args"):
         raise ConfigError(f"{type(module).__name__} does not remember its arguments, so a checkpoint could not "
                           "rebuild it: decorate the class with @remember_init_args (common.checkpoints)")
-    return {"class_path": class_path(type(module)), "init_args": module.init_args}
+    return {"class_path": class_path(type(module)), "init_args": rebuild_args(type(module), module.init_args)}
 
 
 def build_from_spec(spec: dict) -> nn.Module:
@@ -54,7 +63,20 @@ def build_from_spec(spec: dict) -> nn.Module:
     except (ImportError, AttributeError) as error:
         raise DataError(f"the checkpoint's {spec['class_path']} cannot be imported here ({error}): define that class "
                         "in a module both the training and this script import, not in the training script") from None
-    return cls(**spec["init_args"])
+    return cls(**rebuild_args(cls, spec["init_args"]))  # older checkpoints still name their starting weights
+
+
+def differing_args(saved: dict, built: dict) -> dict[str, tuple]:
+    """Return {name: (saved, built)} for the constructor arguments both specs name but set differently.
+
+    Tuples and lists compare alike (YAML gives lists where Python defaults are tuples); an argument
+    only one side names (added or removed since the checkpoint was saved) is not compared.
+    """
+    def plain(value):
+        return [plain(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+    return {name: (saved[name], built[name]) for name in saved.keys() & built.keys()
+            if plain(saved[name]) != plain(built[name])}
 
 
 def accepted_hparams(cls: type, hparams: dict, keep: tuple[str, ...] = ()) -> dict:

@@ -10,7 +10,8 @@ from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics import classification as tm
 
-from common.checkpoints import accepted_hparams, build_from_spec, class_path, module_spec, read_checkpoint
+from common.checkpoints import (accepted_hparams, build_from_spec, class_path, differing_args, module_spec,
+                                read_checkpoint)
 from common.cpu_linear import OneDnnLinear
 from common.errors import ConfigError, DataError
 from common.memory_format import channels_last, convolutions_to_channels_last
@@ -123,7 +124,11 @@ class Classifier(TrainLossLogging):
     def setup(self, stage: str) -> None:
         """Derive 'balanced' class weights from the datamodule's training labels."""
         if self.hparams.class_weights == "balanced" and stage == "fit" and self.loss_weights.numel() == 0:
-            counts = torch.as_tensor(self.trainer.datamodule.train_label_counts(), dtype=torch.float32)
+            datamodule = self.trainer.datamodule
+            if not hasattr(datamodule, "train_label_counts"):
+                raise ConfigError("class_weights 'balanced' counts the training labels of a deepbio DataModule "
+                                  "(FrameData, MotifData): fit with one, or give the weights as a list per class")
+            counts = torch.as_tensor(datamodule.train_label_counts(), dtype=torch.float32)
             self.loss_weights = balanced_weights(self.task, counts).to(self.device)
         if self.channels_last:
             convolutions_to_channels_last(self)
@@ -231,11 +236,18 @@ class Classifier(TrainLossLogging):
             raise ConfigError(f"the checkpoint was trained for a {trained_for[0]} task with classes {trained_for[1]}, "
                               f"but this run builds {self.task} with {self.class_names}: run it with the config it "
                               "was trained with (config.yaml in its run folder)")
-        saved_backbone = checkpoint.get("backbone_spec", {}).get("class_path")
+        saved_spec = checkpoint.get("backbone_spec", {})
         built = class_path(type(self.backbone))
-        if saved_backbone and saved_backbone != built:
-            raise ConfigError(f"the checkpoint holds a {saved_backbone} backbone, but this run builds a {built}: run "
-                              "it with the config it was trained with (config.yaml in its run folder)")
+        if saved_spec.get("class_path") and saved_spec["class_path"] != built:
+            raise ConfigError(f"the checkpoint holds a {saved_spec['class_path']} backbone, but this run builds a "
+                              f"{built}: run it with the config it was trained with (config.yaml in its run folder)")
+        differing = differing_args(saved_spec.get("init_args", {}), module_spec(self.backbone)["init_args"])
+        if differing:
+            # Settings that change layer sizes would fail deep in load_state_dict; others would predict differently.
+            settings = "; ".join(f"{name}: trained {saved!r}, this run {built!r}" for name, (saved, built)
+                                 in sorted(differing.items()))
+            raise ConfigError(f"the checkpoint's backbone was trained with other settings ({settings}): run it with "
+                              "the config it was trained with (config.yaml in its run folder)")
         # 'balanced' weights are derived from the training data, so the saved buffer decides its size.
         self.loss_weights = checkpoint["state_dict"]["loss_weights"].to(self.loss_weights.device)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from lightning.pytorch.cli import LightningCLI
 
 from common.checkpoints import class_path, import_class, read_checkpoint
-from common.errors import ConfigError, DeepBioError
+from common.errors import ConfigError, DataError, DeepBioError
 from common.plots import plot_training_curves
 from common.summary import summarize
 from common.trainer import build_trainer
@@ -33,10 +33,16 @@ class DeepBioCLI(LightningCLI):
         super().__init__(model_class, datamodule_class, trainer_class=build_trainer, **kwargs)
 
     def parse_arguments(self, parser, args) -> None:
-        """Parse the command line; a --ckpt_path another kind of model saved is refused before its settings are read."""
+        """Parse the command line; evaluating without a checkpoint, a missing one, or one of another kind of model is refused."""
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if subcommand in ("validate", "test", "predict") and not ckpt_path:
+            # Lightning would run the freshly built, untrained model and write its guesses as results.
+            raise ConfigError(f"{subcommand} needs the trained model: give --ckpt_path <run folder>/checkpoints/"
+                              "<name>.ckpt")
+        if ckpt_path and is_missing_local_file(ckpt_path):
+            raise DataError(f"checkpoint {ckpt_path} does not exist")
         if ckpt_path and Path(ckpt_path).is_file():
             # Otherwise LightningCLI feeds the checkpoint's settings to this model's parser, which prints its
             # whole usage, or (subclass mode) builds the checkpoint's class instead of the configured one.
@@ -77,6 +83,14 @@ def deepbio_error(error: BaseException | None) -> DeepBioError | None:
         seen.add(id(error))
         error = error.__cause__
     return None
+
+
+def is_missing_local_file(ckpt_path: str | Path) -> bool:
+    """Return True for a ckpt_path naming a local file that is not there (Lightning's own names and URLs excluded)."""
+    text = str(ckpt_path)
+    # "best", "last", "hpc" and "registry[:name]" Lightning resolves itself; "s3://..." fsspec opens.
+    lightning_resolves = text in ("best", "last", "hpc") or text.lower().startswith("registry") or "://" in text
+    return not lightning_resolves and not Path(text).is_file()
 
 
 def check_checkpoint_model(path: str | Path, built: str) -> None:

@@ -179,6 +179,8 @@ class ResNetBackbone(nn.Module):
     Frames in [0, 1] are normalised with ImageNet's mean and standard deviation first.
     """
 
+    starting_weights_args = ("weights_path",)  # a checkpoint reloads without the file (common.checkpoints)
+
     def __init__(self, weights_path: str | None = None, freeze: bool = False) -> None:
         super().__init__()
         net = resnet18(weights=None)

@@ -205,6 +205,17 @@ def test_a_checkpoint_of_another_task_is_refused_naming_both(tmp_path):
     with pytest.raises(ConfigError, match=r"holds a .*TinyBackbone backbone, but this run builds a .*OtherBackbone"):
         predictor.predict(Classifier(OtherBackbone(), CASES["binary"]), frames,
                           ckpt_path=trainer.checkpoint_callback.last_model_path)
+    with pytest.raises(ConfigError, match=r"trained with other settings \(width: trained 32, this run 16\)"):
+        predictor.predict(Classifier(TinyBackbone(width=16), CASES["binary"]), frames,
+                          ckpt_path=trainer.checkpoint_callback.last_model_path)
+
+
+def test_balanced_class_weights_without_a_deepbio_datamodule_say_what_to_do(tmp_path):
+    model = Classifier(TinyBackbone(), CASES["multiclass"], task="multiclass", class_weights="balanced")
+    loader = batch_loader(BatchTensors(torch.randn(8, 8), torch.randint(0, 3, (8,))), 4)
+    trainer = build_trainer(max_epochs=1, default_root_dir=str(tmp_path), enable_progress_bar=False, logger=False)
+    with pytest.raises(ConfigError, match="'balanced' counts the training labels of a deepbio DataModule"):
+        trainer.fit(model, loader)
 
 
 class UndecoratedBackbone(nn.Module):

@@ -43,16 +43,26 @@ def test_fit_then_predict_writes_predictions_csv(tmp_path):
         probs = [float(row[f"prob_{c}"]) for c in ("SOX17", "PRDM1", "random")]
         assert abs(sum(probs) - 1) < 1e-4 and row["label"] == ["SOX17", "PRDM1", "random"][probs.index(max(probs))]
 
-
-
-def test_a_bad_file_ends_the_command_with_one_clear_line(tmp_path):
-    short = tmp_path / "short.fa"
+    short = tmp_path / "short.fa"  # a bad file ends the command with one clear line
     short.write_text(">short\nACGTACGTAC\n")
-    result = run_cli("predict", "--config", str(ROOT / "configs/motifs/course_synthetic.yaml"),
-                     "--data.predict_fasta", str(short), "--trainer.default_root_dir", str(tmp_path),
-                     "--data.index_dir", str(tmp_path / "index"), cwd=tmp_path)
-    assert result.returncode == 1
-    assert f"error: {short}: record 'short' is 10 bp long" in result.stderr and "Traceback" not in result.stderr
+    bad = run_cli("predict", "--config", config, "--ckpt_path", str(ckpt), "--data.predict_fasta", str(short), *common,
+                  cwd=tmp_path)
+    assert bad.returncode == 1
+    assert f"error: {short}: record 'short' is 10 bp long" in bad.stderr and "Traceback" not in bad.stderr
+
+
+
+def test_evaluating_needs_a_checkpoint_that_exists(tmp_path):
+    """Without one, Lightning would predict with the untrained model and write its guesses as results."""
+    config = str(ROOT / "configs/motifs/course_synthetic.yaml")
+    untrained = run_cli("predict", "--config", config, "--trainer.default_root_dir", str(tmp_path), cwd=tmp_path)
+    assert untrained.returncode == 1 and "Traceback" not in untrained.stderr
+    assert untrained.stderr.strip().splitlines()[-1] == (
+        "error: predict needs the trained model: give --ckpt_path <run folder>/checkpoints/<name>.ckpt")
+    missing = run_cli("test", "--config", config, "--ckpt_path", str(tmp_path / "best.ckpt"), cwd=tmp_path)
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    assert missing.stderr.strip().splitlines()[-1] == f"error: checkpoint {tmp_path / 'best.ckpt'} does not exist"
+    assert not any(tmp_path.iterdir())  # nothing ran: no run folder
 
 
 def test_help_names_the_command_and_options_are_spelled_out(tmp_path):

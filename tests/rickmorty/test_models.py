@@ -97,6 +97,22 @@ def test_checkpoints_rebuild_every_backbone(tmp_path, backbone):
     assert torch.allclose(loaded(x), model.eval()(x))
 
 
+def test_a_transfer_checkpoint_reloads_without_the_pretrained_weights_file(tmp_path, monkeypatch):
+    import lightning as L
+
+    path = tmp_path / "resnet18.pt"
+    torch.save(resnet18(weights=None).state_dict(), path)
+    model = Classifier(ResNetBackbone(weights_path=str(path), freeze=True), BINARY)
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, max_epochs=0)
+    trainer.strategy.connect(model)
+    trainer.save_checkpoint(tmp_path / "m.ckpt")
+    path.unlink()  # moved, or another folder: the checkpoint holds the weights anyway
+    monkeypatch.chdir(tmp_path.parent)
+    loaded = load_classifier(tmp_path / "m.ckpt")
+    x = torch.rand(2, 3, 64, 64)
+    assert torch.equal(loaded(x), model.eval()(x)) and loaded.backbone.frozen
+
+
 def test_transfer_backbone_is_frozen_then_unfrozen_by_backbone_finetuning(tmp_path):
     from lightning.pytorch.callbacks import BackboneFinetuning
 
