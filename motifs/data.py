@@ -10,7 +10,7 @@ import lightning as L
 import numpy as np
 import torch
 
-from common.data import BatchTensors, batch_loader, random_split_indices
+from common.data import BatchTensors, batch_loader, group_split_indices
 from common.errors import ConfigError, DataError
 from common.paths import shown_path
 from motifs.augment import random_reverse_complement, random_shift
@@ -52,6 +52,27 @@ def _concat(parts: list[Windows]) -> Windows:
                    None if any(m is None for m in masks) else np.concatenate(masks))
 
 
+SHUFFLED = "_shuffled"  # a shuffled negative's name: its positive's name and this
+
+
+def overlap_groups(names: list[str]) -> np.ndarray:
+    """Return a group per window for the random split: overlapping regions share one, shuffled copies their positive's.
+
+    Windows named 'chrom:start-end' that overlap hold the same bases, so they must not land in
+    training and test apart; other names are groups of their own.
+    """
+    bases = [name.removesuffix(SHUFFLED) for name in names]
+    regions = sorted({region for region in map(parse_region, bases) if region})
+    group_of: dict[tuple[str, int, int], int] = {}
+    group, open_chrom, open_end = -1, "", 0  # the open cluster of overlapping regions
+    for chrom, start, end in regions:
+        if chrom != open_chrom or start >= open_end:  # ends are exclusive: touching is not overlapping
+            group, open_chrom, open_end = group + 1, chrom, end
+        open_end = max(open_end, end)
+        group_of[(chrom, start, end)] = group
+    return np.array([f"region {group_of[r]}" if (r := parse_region(b)) else f"name {b}" for b in bases])
+
+
 def chromosomes_of(names: list[str]) -> np.ndarray:
     """Return the chromosome of each 'chrom:start-end' name ('' where a name has another form)."""
     return np.array([(parse_region(n) or ("",))[0] for n in names], dtype=object)
@@ -69,7 +90,8 @@ class MotifData(L.LightningDataModule):
     chromosome split each part's are drawn from its own chromosomes, as many as its positives).
     binary: one source plus negatives, or two sources (the first is the negative class).
     multilabel: one output per source; negatives have no label.
-    Split by chromosome (default; names 'chrom:start-end') or at random. Any file may be given as
+    Split by chromosome (default; names 'chrom:start-end') or at random, where overlapping regions
+    and a positive's shuffled copy stay in one part. Any file may be given as
     "course:<relative>", a file inside the course data ($DEEPBIO_DATA, else ../shared/data).
     """
 
@@ -279,7 +301,7 @@ class MotifData(L.LightningDataModule):
         parts = []
         if "shuffle" in self.negatives:
             codes = shuffle_all(positives.codes, hp.seed)
-            names = [f"{n}_shuffled" for n in positives.names]
+            names = [f"{n}{SHUFFLED}" for n in positives.names]
             parts.append(Windows(names, codes, np.repeat(negative_label, len(names), axis=0), positives.chromosomes))
         if "genome" in self.negatives:
             genome = open_fasta(hp.genome, hp.index_dir)
@@ -338,9 +360,9 @@ class MotifData(L.LightningDataModule):
         """Return {'train', 'val', 'test'} index arrays: by chromosome (default) or at random."""
         hp = self.hparams
         if hp.split == "random":
-            test, val, train = random_split_indices(len(windows.names), [hp.test_fraction, hp.val_fraction,
-                                                                         1 - hp.test_fraction - hp.val_fraction],
-                                                    hp.seed)
+            test, val, train = group_split_indices(overlap_groups(windows.names),
+                                                   [hp.test_fraction, hp.val_fraction,
+                                                    1 - hp.test_fraction - hp.val_fraction], hp.seed)
             return {"train": train, "val": val, "test": test}
         if hp.split != "chromosome":
             raise ConfigError(f"unknown split {hp.split!r}; choose chromosome or random")

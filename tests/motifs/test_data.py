@@ -67,6 +67,20 @@ def test_shuffled_negatives_stay_with_their_positive(tmp_path, peaks):
     assert data.train_label_counts().tolist() == [10, 10]
 
 
+def test_the_random_split_keeps_overlapping_windows_and_shuffled_copies_in_one_part(tmp_path):
+    """Overlapping peaks share bases: apart in training and test they would leak; so would a shuffle of a test peak."""
+    rng = np.random.default_rng(7)
+    records = [(f"chr1:{i * 100 + shift}-{i * 100 + shift + 20}", random_dna(rng, 20))
+               for i in range(20) for shift in (0, 10)]  # 20 pairs of overlapping windows
+    data = make(tmp_path, sources={"A": write_fasta(tmp_path / "a.fa", records)}, task="binary",
+                negatives=["shuffle"], split="random", val_fraction=0.2, test_fraction=0.2)
+    part_of = {name: part for part in ("train", "val", "test") for name in data.splits[part].names}
+    assert len(part_of) == 80 and all(len(data.splits[part].names) >= 8 for part in ("val", "test"))
+    for i in range(20):
+        pair = [f"chr1:{i * 100 + shift}-{i * 100 + shift + 20}" for shift in (0, 10)]
+        assert len({part_of[name] for name in pair + [f"{n}_shuffled" for n in pair]}) == 1, pair
+
+
 def test_multiclass_and_multilabel_from_several_files(tmp_path, peaks):
     multiclass = make(tmp_path, sources={"A": peaks[0], "B": peaks[1]}, task="multilabel", split="random")
     assert multiclass.class_names == ["A", "B"]
