@@ -275,21 +275,54 @@ class PredictionsCSV(BasePredictionWriter):
 
     The datamodule names the rows (`predict_ids`, `predict_id_column`); the model turns
     probabilities into hard labels (`class_names`, `hard_labels`). Other tools read this file:
-    keep its columns stable.
+    keep its columns stable. Under DDP every rank predicts its share of the rows (some twice:
+    DistributedSampler pads the shares to one length); global rank zero gathers them, keeps each
+    dataset row once, in dataset order, and writes the file.
     """
 
     def __init__(self) -> None:
         super().__init__(write_interval="epoch")
+        self.written: tuple[list[str], torch.Tensor, list[str]] | None = None  # rank zero's (ids, probs, labels)
 
     def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices) -> None:
-        """Gather every batch's probabilities and write them in the datamodule's row order."""
-        if not predictions or not hasattr(pl_module, "output_names"):
-            return  # nothing predicted, or a model without class outputs (an autoencoder)
-        probs = torch.cat([p.float().cpu() for p in predictions])
-        path = Path(trainer.log_dir or ".") / "predictions.csv"
-        write_predictions_csv(path, trainer.datamodule.predict_id_column, trainer.datamodule.predict_ids,
-                              pl_module.output_names, probs, pl_module.hard_labels(probs))
+        """Gather every batch's (every rank's) probabilities and write them in the datamodule's row order."""
+        if not hasattr(pl_module, "output_names"):
+            return  # a model without class outputs (an autoencoder)
+        # Lightning passes dataloaders x batches x samples; none are tracked without a DataLoader batch sampler.
+        rows = [int(row) for loader in batch_indices for batch in loader for row in batch]
+        batches = [p.float().cpu() for p in predictions]
+        path = Path(trainer.log_dir or ".") / "predictions.csv"  # a collective under DDP: read on every rank
+        if trainer.world_size > 1:
+            parts = [None] * trainer.world_size
+            torch.distributed.all_gather_object(parts, (rows, batches))
+            rows = [row for part_rows, _ in parts for row in part_rows]
+            batches = [batch for _, part_batches in parts for batch in part_batches]
+        predicted = sum(len(batch) for batch in batches)
+        if (rows or trainer.world_size > 1) and len(rows) != predicted:
+            raise RuntimeError(f"predictions.csv: Lightning gave {len(rows)} dataset indices for {predicted} "
+                               "predicted rows, so rows cannot be matched to their ids (every process predicts "
+                               "its own share under DDP): predict from a torch DataLoader, as deepbio's data "
+                               "modules do, or on one device")
+        if not batches or not trainer.is_global_zero:
+            return  # nothing predicted, or another rank writes the file
+        probs, ids = torch.cat(batches), trainer.datamodule.predict_ids
+        if rows:
+            rows, probs = self.rows_in_dataset_order(rows, probs)
+            ids = [ids[row] for row in rows]
+        self.written = (ids, probs, pl_module.hard_labels(probs))
+        write_predictions_csv(path, trainer.datamodule.predict_id_column, ids, pl_module.output_names, probs,
+                              self.written[2])
         print(f"predictions written to {path}", flush=True)
+
+    @staticmethod
+    def rows_in_dataset_order(rows: list[int], probs: torch.Tensor) -> tuple[list[int], torch.Tensor]:
+        """Return each dataset row once, in dataset order, with its probabilities (one `probs` row per `rows` entry)."""
+        index = torch.tensor(rows)
+        order = torch.argsort(index, stable=True)
+        index, probs = index[order], probs[order]
+        first = torch.ones(len(index), dtype=torch.bool)
+        first[1:] = index[1:] != index[:-1]  # DistributedSampler pads the ranks' shares with repeated rows
+        return index[first].tolist(), probs[first]
 
 
 def write_predictions_csv(path: Path, id_column: str, ids: list[str], output_names: list[str],

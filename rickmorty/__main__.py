@@ -14,7 +14,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import lightning as L
-import torch
 
 from common.callbacks import PredictionsCSV
 from common.classifier import Classifier, load_classifier
@@ -52,13 +51,13 @@ class RickMortyCLI(DeepBioCLI):
     def after_predict(self) -> None:
         """Save predictions.png: each predicted frame captioned with its label and probabilities."""
         run_dir = self.trainer.log_dir  # a collective under DDP: every rank must ask
-        predictions = self.trainer.predict_loop.predictions
-        if not self.trainer.is_global_zero or not predictions or not isinstance(self.model, Classifier):
+        # predictions.csv's rows: every rank's, in the frames' order (the predict loop holds this rank's share only).
+        writer = next((c for c in self.trainer.callbacks if isinstance(c, PredictionsCSV)), None)
+        if not self.trainer.is_global_zero or writer is None or writer.written is None:
             return
-        probs = torch.cat([p.float().cpu() for p in predictions])
-        labels = self.model.hard_labels(probs)
+        ids, probs, labels = writer.written
         captions = [f"{name}\n{label} ({', '.join(f'{p:.2f}' for p in row)})"
-                    for name, label, row in zip(self.datamodule.predict_ids, labels, probs.tolist())]
+                    for name, label, row in zip(ids, labels, probs.tolist())]
         path = image_grid(frame_pictures(self.datamodule.predict_images), captions, Path(run_dir) / "predictions.png",
                           title=f"predictions ({', '.join(self.model.output_names)})")
         print(f"prediction grid written to {path}", flush=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -138,7 +138,8 @@ def collapse_duplicates(files: LabelledFiles, size: tuple[int, int] = FRAME_SIZE
     """Return distinct, decodable, consistently labelled frames of `files`, audited.
 
     Exact copies (same bytes) become one frame; a content found under different targets is a
-    contradiction and is excluded; undecodable files are skipped; odd modes and sizes are converted.
+    contradiction and is excluded; undecodable files are skipped (each copy reported); odd modes and sizes
+    are converted. A class left with no frame stops the run (DataError saying why).
     """
     hashes, contents = content_hashes(files.paths)
     files_of: dict[str, list[int]] = {}
@@ -147,6 +148,7 @@ def collapse_duplicates(files: LabelledFiles, size: tuple[int, int] = FRAME_SIZE
     stacked = torch.empty((len(files_of), 3, *size), dtype=torch.uint8)
     targets, names, paths, contradictions = [], [], [], []
     issues = list(files.skipped)
+    used, unreadable = set(), {}  # file indices: those giving a frame; those undecodable, with the problem
     for digest, members in files_of.items():
         member_targets = {files.targets[i] for i in members}
         if len(member_targets) > 1:
@@ -155,9 +157,12 @@ def collapse_duplicates(files: LabelledFiles, size: tuple[int, int] = FRAME_SIZE
             continue
         first = files.paths[members[0]]
         image, found = decode_frame(contents[digest], first, size)
-        issues += found
-        if image is None:
+        if image is None:  # every copy is a file to fix or remove, so every copy is reported
+            issues += [replace(issue, path=str(files.paths[i])) for i in members for issue in found]
+            unreadable.update((i, found[0].problem) for i in members)
             continue
+        issues += found
+        used.update(members)
         stacked[len(targets)].copy_(image)  # copy_ is ~100x faster than item assignment here
         targets.append(files.targets[members[0]])
         names.append(first.name)
@@ -166,6 +171,10 @@ def collapse_duplicates(files: LabelledFiles, size: tuple[int, int] = FRAME_SIZE
         examples = "; ".join(f"{i.path}: {i.problem}" for i in issues[:3])
         raise DataError(f"no usable image was found among {len(files.paths)} files ({len(contradictions)} "
                         f"contradicting, the rest unreadable, e.g. {examples or 'none'})")
+    empty = unusable_classes(files, used, unreadable)
+    if empty:
+        raise DataError(f"no usable frame is left for {len(empty)} class(es): {'; '.join(empty)}. Replace or fix "
+                        "those files, or remove the class (its folder or its CSV rows)")
     stacked = stacked[:len(targets)]
     groups = scene_groups(stacked, scene_threshold)
     duplicate_sets = sorted((m for m in files_of.values() if len(m) > 1), key=len, reverse=True)
@@ -184,13 +193,36 @@ def collapse_duplicates(files: LabelledFiles, size: tuple[int, int] = FRAME_SIZE
     return Frames(stacked, targets, groups, names, files.class_names, paths, audit=audit)
 
 
+def unusable_classes(files: LabelledFiles, used: set[int], unreadable: dict[int, str]) -> list[str]:
+    """Say, for each class none of whose files gave a frame, why: files unreadable, contradicting, or missing."""
+    reasons = []
+    for name, members in class_members(files.targets, files.class_names).items():
+        if used.intersection(members):
+            continue
+        broken = [i for i in members if i in unreadable]
+        why = []
+        if broken:
+            why.append(f"{len(broken)} file(s) could not be read (e.g. {files.paths[broken[0]]}: "
+                       f"{unreadable[broken[0]]})")
+        if len(members) > len(broken):  # a file neither used nor unreadable was excluded as a contradiction
+            why.append(f"{len(members) - len(broken)} file(s) hold images also labelled otherwise (contradictions "
+                       "are excluded)")
+        if not members:  # only a labels CSV can name a class without a file: all its listed files were missing
+            why.append("none of the files listed for it exists")
+        reasons.append(f"{name!r}: {', '.join(why)}")
+    return reasons
+
+
+def class_members(targets: list, class_names: list[str]) -> dict[str, list[int]]:
+    """Return the positions of the targets naming each class (multilabel tuples: each label present)."""
+    members: dict[str, list[int]] = {name: [] for name in class_names}
+    for i, target in enumerate(targets):
+        for name, flag in (zip(class_names, target) if isinstance(target, tuple) else [(class_names[target], 1)]):
+            if flag:
+                members[name].append(i)
+    return members
+
+
 def class_counts(targets: list, class_names: list[str]) -> dict[str, int]:
     """Return how many targets name each class (multilabel tuples count once per label present)."""
-    counts = dict.fromkeys(class_names, 0)
-    for target in targets:
-        if isinstance(target, tuple):
-            for name, flag in zip(class_names, target):
-                counts[name] += flag
-        else:
-            counts[class_names[target]] += 1
-    return counts
+    return {name: len(members) for name, members in class_members(targets, class_names).items()}

@@ -44,12 +44,17 @@ def presence_targets(presence: torch.Tensor, task: str) -> tuple[list, np.ndarra
     return [0 if rows[i][0] else 1 if rows[i][1] else 2 for i in keep], keep
 
 
+# Part of every cache key: raise it when decoding or the audit changes what a cache holds (2: palette and
+# 16-bit PNGs decoded to their true colours, classes left without frames refused), so old caches are rebuilt.
+FRAME_CACHE_VERSION = 2
+
+
 def file_list_key(files: LabelledFiles, size: tuple[int, int], threshold: float) -> str:
     """Return a hash identifying labelled files (names, sizes, times, targets, those skipped) and the audit settings."""
     stats = [(str(p), stat.st_size, stat.st_mtime_ns) for p, stat in ((p, p.stat()) for p in files.paths)]
     # The skipped files count too: the cached audit reports them, so another list must not reuse it.
     skipped = [(i.path, i.problem) for i in files.skipped]
-    text = json.dumps([stats, [str(t) for t in files.targets], skipped, list(size), threshold])
+    text = json.dumps([FRAME_CACHE_VERSION, stats, [str(t) for t in files.targets], skipped, list(size), threshold])
     return hashlib.sha1(text.encode()).hexdigest()[:20]
 
 

@@ -9,12 +9,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torchvision.io import ImageReadMode, decode_image
+from torchvision.transforms.v2.functional import to_dtype
 
 from common.errors import DataError
 
 # What torchvision.io.decode_image reads; anything else in a class folder is reported and skipped.
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp"}
 FRAME_SIZE = (90, 160)  # (H, W): the course's 160x90 frames
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_PALETTE = 3  # the IHDR colour type of an indexed-colour (palette) PNG
 
 
 @dataclass(frozen=True)
@@ -63,11 +66,33 @@ def resize_frame(image: torch.Tensor, size: tuple[int, int] = FRAME_SIZE) -> tor
     return resized[0].round().clamp(0, 255).to(torch.uint8)
 
 
+def palette_mode(data: bytes) -> ImageReadMode | None:
+    """Return the mode that decodes palette PNG bytes to true colours (RGB, or RGB_ALPHA with a tRNS chunk); else None.
+
+    Read as UNCHANGED, a palette PNG gives its palette indices as grey levels. RGB_ALPHA on a palette
+    without transparency returns scrambled channels (torchvision 0.29), so it is asked for only with a tRNS chunk.
+    """
+    if len(data) < 26 or not data.startswith(PNG_SIGNATURE) or data[12:16] != b"IHDR" or data[25] != PNG_PALETTE:
+        return None
+    start = 8
+    while start + 8 <= len(data):
+        kind = data[start + 4:start + 8]
+        if kind in (b"tRNS", b"IDAT"):  # the PNG standard puts tRNS before the image data
+            return ImageReadMode.RGB_ALPHA if kind == b"tRNS" else ImageReadMode.RGB
+        start += 12 + int.from_bytes(data[start:start + 4], "big")  # length, type, data, CRC
+    return ImageReadMode.RGB
+
+
 def decode_frame(data: bytes, path: Path, size: tuple[int, int] = FRAME_SIZE
                  ) -> tuple[torch.Tensor | None, list[FileIssue]]:
-    """Return a file's bytes as a uint8 (3, H, W) frame of `size` (None if undecodable) and the issues fixed."""
+    """Return a file's bytes as a uint8 (3, H, W) frame of `size` (None if undecodable) and the issues fixed.
+
+    Palette images give their palette's colours; 16-bit images are scaled to 8 bits as value >> 8 (floor(value / 256)).
+    """
+    palette = palette_mode(data)
     try:
-        image = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.UNCHANGED)
+        image = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8),
+                             mode=palette or ImageReadMode.UNCHANGED)
     except (RuntimeError, ValueError) as error:
         # torchvision's messages read "function, file:line, what went wrong".
         reason = str(error).split(", ", 2)[-1].strip() or type(error).__name__
@@ -78,9 +103,15 @@ def decode_frame(data: bytes, path: Path, size: tuple[int, int] = FRAME_SIZE
     if image.dim() == 4:  # animated GIF/WebP: keep the first frame
         issues.append(FileIssue(str(path), f"{image.shape[0]} animation frames", "first frame used"))
         image = image[0]
-    if image.shape[0] != 3:
-        mode = {1: "grayscale", 2: "grayscale+alpha", 4: "RGBA"}.get(image.shape[0], f"{image.shape[0]}-channel")
-        issues.append(FileIssue(str(path), f"{mode} image", "converted to RGB"))
+    if image.dtype == torch.uint16:  # a 16-bit PNG: compositing, resizing and the uint8 frame cache all assume 8 bits
+        issues.append(FileIssue(str(path), "16-bit image", "scaled to 8 bits (value >> 8)"))
+        image = to_dtype(image, torch.uint8, scale=True)
+    if palette is not None or image.shape[0] != 3:
+        channels = image.shape[0]
+        mode = "palette" if palette is not None else {1: "grayscale", 2: "grayscale+alpha", 4: "RGBA"}.get(
+            channels, f"{channels}-channel")
+        action = "converted to RGB" + (", transparency composited over white" if channels in (2, 4) else "")
+        issues.append(FileIssue(str(path), f"{mode} image", action))
         image = to_rgb(image)
     if tuple(image.shape[1:]) != tuple(size):
         issues.append(FileIssue(str(path), f"size {image.shape[2]}x{image.shape[1]} (WxH), not {size[1]}x{size[0]}",

@@ -1,12 +1,17 @@
 """The data audit: exact duplicates, contradictions, scene groups; on small trees and on the real frames."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
+from common.errors import DataError
 from rickmorty.audit import collapse_duplicates, connected_components, grey_thumbnails, scene_groups
 from rickmorty.data import FrameData
+from rickmorty.images import FRAME_SIZE
 from rickmorty.sources import find_labelled_files
 from rickmorty.synthetic import synthetic_frames
 from tests.rickmorty.conftest import write_jpeg
@@ -68,3 +73,53 @@ def test_real_audit_finds_duplicates_contradictions_and_scenes(course_data, task
     random_split.setup("fit")
     assert random_split.split_report()["scene_groups_shared"] > 100  # what the course's random split leaks
     assert data.frames.audit.save(tmp_path).is_file()
+
+
+def test_a_class_of_only_unreadable_files_stops_the_run_from_folders_and_from_a_csv(tmp_path):
+    images, _, _ = synthetic_frames(4, seed=5)
+    for i in range(4):
+        write_jpeg(tmp_path / "a" / f"a{i}.jpg", images[i])
+    (tmp_path / "b").mkdir()
+    for i in range(3):
+        (tmp_path / "b" / f"junk{i}.jpg").write_text("junk")  # three identical unreadable files
+    expected = r"no usable frame is left for 1 class\(es\): 'b': 3 file\(s\) could not be read \(e\.g\. .*junk0\.jpg: "
+    with pytest.raises(DataError, match=expected):
+        FrameData(str(tmp_path), task="binary", cache_dir=None).load_frames()
+    csv = tmp_path / "labels.csv"
+    csv.write_text("path,label\n" + "".join(f"a/a{i}.jpg,a\n" for i in range(4))
+                   + "".join(f"b/junk{i}.jpg,b\n" for i in range(3)))
+    with pytest.raises(DataError, match=expected):
+        FrameData(None, task="binary", labels_csv=str(csv), cache_dir=None).load_frames()
+    csv.write_text("path,label\n" + "".join(f"a/a{i}.jpg,a\n" for i in range(4)) + "b/gone.jpg,b\n")
+    with pytest.raises(DataError, match="'b': none of the files listed for it exists"):
+        FrameData(None, task="binary", labels_csv=str(csv), cache_dir=None).load_frames()
+
+
+def test_a_class_whose_every_image_contradicts_another_stops_the_run(tmp_path):
+    images, _, _ = synthetic_frames(2, seed=5)
+    for name in ("rick", "morty"):
+        write_jpeg(tmp_path / name / "same.jpg", images[0])
+    write_jpeg(tmp_path / "rick" / "other.jpg", images[1])
+    with pytest.raises(DataError, match=r"'morty': 1 file\(s\) hold images also labelled otherwise"):
+        collapse_duplicates(find_labelled_files(tmp_path, "binary"))
+
+
+def test_each_copy_of_an_unreadable_file_is_an_audit_issue(tmp_path):
+    images, _, _ = synthetic_frames(2, seed=5)
+    for i, name in enumerate(("rick", "morty")):
+        write_jpeg(tmp_path / name / "frame.jpg", images[i])
+    for i in range(3):
+        (tmp_path / "morty" / f"junk{i}.jpg").write_text("junk")
+    audit = collapse_duplicates(find_labelled_files(tmp_path, "binary")).audit
+    assert sorted(Path(i.path).name for i in audit.issues) == ["junk0.jpg", "junk1.jpg", "junk2.jpg"]
+    assert all(i.action == "skipped" and "cannot be decoded" in i.problem for i in audit.issues)
+    assert "file issues: 3" in audit.summary()
+
+
+def test_16_bit_frames_are_stored_scaled_not_wrapped(tmp_path):
+    images, _, _ = synthetic_frames(1, seed=5)
+    write_jpeg(tmp_path / "morty" / "m.jpg", images[0])
+    (tmp_path / "rick").mkdir()
+    Image.fromarray(np.full(FRAME_SIZE, 20000, dtype=np.uint16)).save(tmp_path / "rick" / "deep.png")  # mode I;16
+    frames = collapse_duplicates(find_labelled_files(tmp_path, "binary"))
+    assert (frames.images[frames.names.index("deep.png")] == 20000 >> 8).all()  # 78, not 20000 % 256 = 32

@@ -10,6 +10,7 @@ import torch
 
 from common.errors import ConfigError, DataError
 import rickmorty.data
+import rickmorty.data as data_module
 from rickmorty.augment import augmentation
 from rickmorty.data import FrameData, presence_targets, take_groups, target_tensor
 from rickmorty.images import FRAME_SIZE, read_frame
@@ -116,7 +117,7 @@ def test_a_labels_csv_alone_is_read_and_its_missing_files_reported_through_the_c
         FrameData(None, task="binary", labels_csv=str(more), cache_dir=str(tmp_path / "cache")).load_frames()
 
 
-def test_held_out_test_folder_and_cache(tmp_path, frame_tree):
+def test_held_out_test_folder_and_cache(tmp_path, frame_tree, monkeypatch):
     data = FrameData(str(frame_tree), task="binary", test_dir=str(frame_tree), cache_dir=str(tmp_path / "cache"),
                      val_fraction=0.25)
     data.setup("fit")
@@ -125,6 +126,10 @@ def test_held_out_test_folder_and_cache(tmp_path, frame_tree):
     assert list((tmp_path / "cache").glob("frames-*.pt"))
     again = FrameData(str(frame_tree), task="binary", cache_dir=str(tmp_path / "cache"))
     assert len(again.load_frames().targets) == 24  # read back from the cache
+    cached = set((tmp_path / "cache").glob("frames-*.pt"))
+    monkeypatch.setattr(data_module, "FRAME_CACHE_VERSION", data_module.FRAME_CACHE_VERSION + 1)
+    FrameData(str(frame_tree), task="binary", cache_dir=str(tmp_path / "cache")).load_frames()
+    assert len(set((tmp_path / "cache").glob("frames-*.pt")) - cached) == 1  # a new reader version decodes afresh
 
 
 def test_bad_settings_are_refused():

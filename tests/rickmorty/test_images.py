@@ -1,12 +1,14 @@
 """Reading frames: conversions and bad input, each reported by file name."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from common.errors import DataError
 from rickmorty.data import FrameData
-from rickmorty.images import FRAME_SIZE, list_images, read_frame, resize_frame, to_rgb
+from rickmorty.images import FRAME_SIZE, list_images, read_folder, read_frame, resize_frame, to_rgb
 from rickmorty.sources import find_labelled_files
 from tests.rickmorty.conftest import write_jpeg, write_png
 
@@ -116,3 +118,50 @@ def test_predict_dir_reads_any_folder_and_names_rows_by_file(tmp_path, frame_tre
     (batch,) = next(iter(data.predict_dataloader()))
     assert batch.shape == (3, 3, *FRAME_SIZE) and batch.dtype == torch.uint8
     assert torch.equal(batch[0], read_frame(folder / "rick_00.jpg")[0])
+
+
+def over_white(image: Image.Image) -> np.ndarray:
+    """Return PIL's own RGB of an image, its transparency composited over white."""
+    white = Image.new("RGBA", image.size, (255, 255, 255, 255))
+    return np.asarray(Image.alpha_composite(white, image.convert("RGBA")).convert("RGB"))
+
+
+def test_palette_and_alpha_pngs_give_the_colours_pil_gives(tmp_path):
+    rng = np.random.default_rng(0)
+    height, width = FRAME_SIZE
+    palette = Image.fromarray(rng.integers(0, 256, (height, width), dtype=np.uint8), mode="P")
+    palette.putpalette(rng.integers(0, 256, 768, dtype=np.uint8).tolist())
+    palette.save(tmp_path / "palette.png")
+    palette.save(tmp_path / "palette_clear.png", transparency=bytes(rng.integers(0, 256, 256, dtype=np.uint8)))
+    Image.fromarray(rng.integers(0, 256, (height, width, 4), dtype=np.uint8)).save(tmp_path / "rgba.png")
+    Image.fromarray(rng.integers(0, 256, (height, width, 2), dtype=np.uint8)).save(tmp_path / "la.png")
+
+    image, issues = read_frame(tmp_path / "palette.png")
+    assert np.array_equal(image.permute(1, 2, 0).numpy(), np.asarray(palette.convert("RGB")))
+    assert [(i.problem, i.action) for i in issues] == [("palette image", "converted to RGB")]
+    for name in ("palette_clear.png", "rgba.png", "la.png"):
+        image, issues = read_frame(tmp_path / name)
+        expected = over_white(Image.open(tmp_path / name))
+        assert np.abs(image.permute(1, 2, 0).numpy().astype(int) - expected).max() <= 1, name  # rounding only
+        assert len(issues) == 1 and issues[0].action == "converted to RGB, transparency composited over white"
+    assert read_frame(tmp_path / "palette_clear.png")[1][0].problem == "palette image"
+
+
+def test_16_bit_pngs_are_scaled_to_8_bits_everywhere(tmp_path):
+    values = np.array([0, 255, 256, 257, 20000, 32895, 65280, 65535], dtype=np.uint16)
+    grey16 = np.resize(values, FRAME_SIZE)
+    folder = tmp_path / "deep"
+    folder.mkdir()
+    Image.fromarray(grey16).save(folder / "deep.png")  # mode I;16
+    image, issues = read_frame(folder / "deep.png")
+    assert image.dtype == torch.uint8 and (image == torch.from_numpy((grey16 >> 8).astype(np.uint8))).all()
+    assert [(i.problem, i.action) for i in issues] == [("16-bit image", "scaled to 8 bits (value >> 8)"),
+                                                       ("grayscale image", "converted to RGB")]
+    with pytest.warns(UserWarning) as record:
+        frames, _ = read_folder(folder)  # only 16-bit files
+    messages = " ".join(str(w.message) for w in record)
+    assert "deep.png: 16-bit image -> scaled to 8 bits" in messages and torch.equal(frames[0], image)
+    write_png(folder / "plain.png", torch.zeros((3, *FRAME_SIZE), dtype=torch.uint8))
+    with pytest.warns(UserWarning):
+        frames, names = read_folder(folder)  # 8- and 16-bit files together
+    assert frames.dtype == torch.uint8 and names == ["deep.png", "plain.png"] and torch.equal(frames[0], image)
