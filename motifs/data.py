@@ -142,6 +142,9 @@ class MotifData(L.LightningDataModule):
         hp = self.hparams
         if hp.sources and hp.labelled_bed:
             raise ConfigError("give either sources (one file per class) or labelled_bed, not both")
+        if hp.labelled_bed and hp.max_per_class is not None:
+            raise ConfigError("max_per_class subsamples sources (one file per class); a labelled_bed's windows may "
+                              "hold several classes: cut the BED file instead")
         if hp.labelled_bed:
             labels = {label for interval in read_bed(hp.labelled_bed) for label in self._bed_labels(interval)}
             return sorted(labels)

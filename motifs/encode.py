@@ -31,6 +31,7 @@ def sequence_codes(sequences: list[str], names: list[str] | None = None, length:
     length = length or len(sequences[0])
     for name, sequence in zip(names, sequences):
         if len(sequence) != length:
+            check_no_spaces(name, sequence)  # trailing spaces would read as a wrong length
             raise DataError(f"record {name!r} is {len(sequence)} bp long, but the windows must all be {length} bp: "
                             "cut windows of one length (e.g. peak centre +/- 100 bp)")
     raw = np.frombuffer("".join(sequences).encode("latin-1", errors="replace"), dtype=np.uint8)
@@ -38,9 +39,17 @@ def sequence_codes(sequences: list[str], names: list[str] | None = None, length:
     bad = np.argwhere(codes == INVALID)
     if len(bad):
         row, column = bad[0]
+        check_no_spaces(names[row], sequences[row])
         raise DataError(f"record {names[row]!r}, position {column + 1}: {sequences[row][column]!r} is not a DNA letter "
                         "(A, C, G, T, N or an IUPAC code)")
     return codes
+
+
+def check_no_spaces(name: str, sequence: str) -> None:
+    """Raise DataError when a record's sequence holds spaces or tabs (FASTA lines with trailing blanks, say)."""
+    if any(character.isspace() for character in sequence):
+        raise DataError(f"record {name!r} holds spaces or tabs in its sequence lines (often trailing ones): remove "
+                        "them, e.g. `sed 's/[[:space:]]*$//'`")
 
 
 def one_hot(codes: np.ndarray) -> torch.Tensor:

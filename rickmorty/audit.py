@@ -79,7 +79,11 @@ def content_hashes(paths: list[Path]) -> tuple[list[str], dict[str, bytes]]:
     """Return the SHA-1 of each file's bytes and the bytes of each distinct content."""
     hashes, contents = [], {}
     for path in paths:
-        data = Path(path).read_bytes()
+        try:
+            data = Path(path).read_bytes()
+        except OSError as error:  # no permission, a broken link, a file gone since the folder was listed
+            raise DataError(f"cannot read {path} ({error.strerror or error}): check that the file exists and "
+                            "that you may read it") from None
         digest = hashlib.sha1(data).hexdigest()
         hashes.append(digest)
         contents.setdefault(digest, data)

@@ -262,7 +262,8 @@ class FrameData(L.LightningDataModule):
         """Return the leakage between train and val: shared scene groups and frames in them (0 for a grouped split)."""
         frames, parts = self.load_frames(), self.parts or self.split_indices()
         shared = set(frames.groups[parts["train"]].tolist()) & set(frames.groups[parts["val"]].tolist())
-        return {"train": len(parts["train"]), "val": len(parts["val"]), "test": len(parts["test"]),
+        test = len(self.test_frames.targets) if self.test_frames is not None else len(parts["test"])  # test_dir
+        return {"train": len(parts["train"]), "val": len(parts["val"]), "test": test,
                 "scene_groups_shared": len(shared),
                 "val_frames_in_shared_scenes": int(np.isin(frames.groups[parts["val"]], list(shared)).sum())}
 

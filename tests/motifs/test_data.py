@@ -224,6 +224,8 @@ def test_config_errors():
         MotifData(sources={"A": "a.fa", "B": "b.fa", "C": "c.fa"}, task="binary")
     with pytest.raises(ConfigError, match="give genome"):
         MotifData(sources={"A": "a.fa"}, negatives=["genome"])
+    with pytest.raises(ConfigError, match="max_per_class subsamples sources"):
+        MotifData(labelled_bed="peaks.bed", genome="genome.fa", max_per_class=100)
 
 
 def test_predict_fasta_keeps_names_and_checks_length(tmp_path):

@@ -34,6 +34,13 @@ def test_windows_of_the_wrong_length_name_the_record():
         sequence_codes(["ACGT", "ACG"], ["long", "short"])
 
 
+def test_spaces_in_a_sequence_are_named_as_such():
+    """A FASTA line with a trailing blank: the sequence reads 1 bp longer (or with a ' ' letter), which misleads."""
+    for sequences in (["ACGT", "ACG "], ["ACGT", "ACGT "]):
+        with pytest.raises(DataError, match=r"record 'spaced' holds spaces or tabs in its sequence lines"):
+            sequence_codes(sequences, ["fine", "spaced"], length=4)
+
+
 def test_reverse_complement():
     x = encode(["AACGTN"])
     assert decode(reverse_complement(x)) == ["NACGTT"]

@@ -116,6 +116,16 @@ def test_each_copy_of_an_unreadable_file_is_an_audit_issue(tmp_path):
     assert "file issues: 3" in audit.summary()
 
 
+def test_a_file_that_cannot_be_read_is_named(tmp_path):
+    images, _, _ = synthetic_frames(2, seed=5)
+    for i, name in enumerate(("rick", "morty")):
+        write_jpeg(tmp_path / name / "frame.jpg", images[i])
+    files = find_labelled_files(tmp_path, "binary")
+    (tmp_path / "rick" / "frame.jpg").unlink()  # gone since the folder was listed (or unreadable)
+    with pytest.raises(DataError, match=r"cannot read .*rick/frame\.jpg \(No such file or directory\)"):
+        collapse_duplicates(files)
+
+
 def test_16_bit_frames_are_stored_scaled_not_wrapped(tmp_path):
     images, _, _ = synthetic_frames(1, seed=5)
     write_jpeg(tmp_path / "morty" / "m.jpg", images[0])

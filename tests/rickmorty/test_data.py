@@ -122,7 +122,7 @@ def test_held_out_test_folder_and_cache(tmp_path, frame_tree, monkeypatch):
                      val_fraction=0.25)
     data.setup("fit")
     assert len(data.parts["train"]) == 0  # the same folder: every training frame shares a scene with the test folder
-    assert len(data._part("test")[0]) == 24
+    assert len(data._part("test")[0]) == 24 and data.split_report()["test"] == 24
     assert list((tmp_path / "cache").glob("frames-*.pt"))
     again = FrameData(str(frame_tree), task="binary", cache_dir=str(tmp_path / "cache"))
     assert len(again.load_frames().targets) == 24  # read back from the cache
