@@ -88,7 +88,8 @@ def regression_case() -> Case:
 
     def project() -> ProjectRun:
         x = torch.rand(data.hparams.eval_batch_size * (20 + 120), 1) * 200  # warm-up + timed batches
-        return ProjectRun(DenseRegressor(), data, batch_loader(BatchTensors(x), data.hparams.eval_batch_size))
+        return ProjectRun(DenseRegressor(), data, batch_loader(BatchTensors(x), data.hparams.eval_batch_size),
+                          {"precision": "32-true"})  # as configs/regression set it on every device
 
     def plain_data(n: int):
         x = torch.rand(n, 1) * 200
@@ -482,8 +483,9 @@ CPU_NOTES = [
 CUDA_NOTES = [
     "Project settings, as build_trainer chooses them on CUDA (the settings column): precision auto, which is "
     "bf16 autocast, and the channels-fastest layout for the conv nets; the course CNNs' HalvingMaxPool runs "
-    "eagerly (its compiled kernel is a CPU one) and the dense sqrt net takes 16 optimiser steps per Lightning "
-    "step (RegressionData steps_per_execution=16). The plain loop is fp32 with contiguous tensors.",
+    "eagerly (its compiled kernel is a CPU one) and the dense sqrt net runs in fp32 (as configs/regression set "
+    "it) with 16 optimiser steps per Lightning step (RegressionData steps_per_execution=16). The plain loop is "
+    "fp32 with contiguous tensors.",
     "Both paths wait for the GPU at every batch end (torch.cuda.synchronize), so each time is of finished work. "
     "The plain loop slices batches already on the GPU; build_trainer's HoldDataOnGpu moves the DataModule's "
     "in-memory sets there for the run (a user's run does the same), so the project slices them there too.",

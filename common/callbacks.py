@@ -270,14 +270,47 @@ class RunInfo(L.Callback):
                 (Path(info["run_dir"]) / f"run_info_{info['stage']}.json").write_text(json.dumps(info, indent=2))
 
 
+def gather_predictions(trainer, predictions: list[torch.Tensor],
+                       batch_indices: list) -> tuple[list[int], torch.Tensor] | None:
+    """Return every rank's predicted rows (dataset row numbers, outputs), each row once, in dataset order.
+
+    Under DDP every rank predicts its share of the rows (some twice: DistributedSampler pads the
+    shares to one length); the shares are gathered, so every rank must call this. Returns None
+    where nothing was predicted and on ranks other than global zero. The row numbers are [] where
+    Lightning tracked none (one process, a loader without a batch sampler): outputs are then in loader order.
+    """
+    # Lightning passes dataloaders x batches x samples.
+    rows = [int(row) for loader in batch_indices for batch in loader for row in batch]
+    batches = [p.float().cpu() for p in predictions]
+    if trainer.world_size > 1:
+        parts = [None] * trainer.world_size
+        torch.distributed.all_gather_object(parts, (rows, batches))
+        rows = [row for part_rows, _ in parts for row in part_rows]
+        batches = [batch for _, part_batches in parts for batch in part_batches]
+    predicted = sum(len(batch) for batch in batches)
+    if (rows or trainer.world_size > 1) and len(rows) != predicted:
+        raise RuntimeError(f"Lightning gave {len(rows)} dataset indices for {predicted} predicted rows, so rows "
+                           "cannot be matched to their inputs (every process predicts its own share under DDP): "
+                           "predict from a torch DataLoader, as deepbio's data modules do, or on one device")
+    if not batches or not trainer.is_global_zero:
+        return None
+    outputs = torch.cat(batches)
+    if not rows:
+        return [], outputs
+    index = torch.tensor(rows)
+    order = torch.argsort(index, stable=True)
+    index, outputs = index[order], outputs[order]
+    first = torch.ones(len(index), dtype=torch.bool)
+    first[1:] = index[1:] != index[:-1]  # the padded repeats
+    return index[first].tolist(), outputs[first]
+
+
 class PredictionsCSV(BasePredictionWriter):
     """Write predictions.csv into the run folder: an id column, one prob_<class> column per output, label.
 
     The datamodule names the rows (`predict_ids`, `predict_id_column`); the model turns
     probabilities into hard labels (`class_names`, `hard_labels`). Other tools read this file:
-    keep its columns stable. Under DDP every rank predicts its share of the rows (some twice:
-    DistributedSampler pads the shares to one length); global rank zero gathers them, keeps each
-    dataset row once, in dataset order, and writes the file.
+    keep its columns stable. Under DDP, global rank zero writes every rank's rows (gather_predictions).
     """
 
     def __init__(self) -> None:
@@ -288,41 +321,16 @@ class PredictionsCSV(BasePredictionWriter):
         """Gather every batch's (every rank's) probabilities and write them in the datamodule's row order."""
         if not hasattr(pl_module, "output_names"):
             return  # a model without class outputs (an autoencoder)
-        # Lightning passes dataloaders x batches x samples; none are tracked without a DataLoader batch sampler.
-        rows = [int(row) for loader in batch_indices for batch in loader for row in batch]
-        batches = [p.float().cpu() for p in predictions]
         path = Path(trainer.log_dir or ".") / "predictions.csv"  # a collective under DDP: read on every rank
-        if trainer.world_size > 1:
-            parts = [None] * trainer.world_size
-            torch.distributed.all_gather_object(parts, (rows, batches))
-            rows = [row for part_rows, _ in parts for row in part_rows]
-            batches = [batch for _, part_batches in parts for batch in part_batches]
-        predicted = sum(len(batch) for batch in batches)
-        if (rows or trainer.world_size > 1) and len(rows) != predicted:
-            raise RuntimeError(f"predictions.csv: Lightning gave {len(rows)} dataset indices for {predicted} "
-                               "predicted rows, so rows cannot be matched to their ids (every process predicts "
-                               "its own share under DDP): predict from a torch DataLoader, as deepbio's data "
-                               "modules do, or on one device")
-        if not batches or not trainer.is_global_zero:
+        gathered = gather_predictions(trainer, predictions, batch_indices)
+        if gathered is None:
             return  # nothing predicted, or another rank writes the file
-        probs, ids = torch.cat(batches), trainer.datamodule.predict_ids
-        if rows:
-            rows, probs = self.rows_in_dataset_order(rows, probs)
-            ids = [ids[row] for row in rows]
-        self.written = (ids, probs, pl_module.hard_labels(probs))
-        write_predictions_csv(path, trainer.datamodule.predict_id_column, ids, pl_module.output_names, probs,
-                              self.written[2])
+        rows, probs = gathered
+        ids = [trainer.datamodule.predict_ids[row] for row in rows] if rows else trainer.datamodule.predict_ids
+        labels = pl_module.hard_labels(probs)
+        self.written = (ids, probs, labels)
+        write_predictions_csv(path, trainer.datamodule.predict_id_column, ids, pl_module.output_names, probs, labels)
         print(f"predictions written to {path}", flush=True)
-
-    @staticmethod
-    def rows_in_dataset_order(rows: list[int], probs: torch.Tensor) -> tuple[list[int], torch.Tensor]:
-        """Return each dataset row once, in dataset order, with its probabilities (one `probs` row per `rows` entry)."""
-        index = torch.tensor(rows)
-        order = torch.argsort(index, stable=True)
-        index, probs = index[order], probs[order]
-        first = torch.ones(len(index), dtype=torch.bool)
-        first[1:] = index[1:] != index[:-1]  # DistributedSampler pads the ranks' shares with repeated rows
-        return index[first].tolist(), probs[first]
 
 
 def write_predictions_csv(path: Path, id_column: str, ids: list[str], output_names: list[str],

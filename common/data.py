@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import io
 from functools import partial
 from pathlib import Path
 from typing import Sequence
@@ -10,20 +11,46 @@ import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler, get_worker_info
 
+from common.errors import DataError
+
 
 def read_csv_table(path: Path) -> tuple[list[str] | None, list[tuple[int, dict[str, str | None]]]]:
     """Return a CSV file's column names (None if the file is empty) and (line number, row) pairs; missing fields are None.
 
     Read as spreadsheet programs write CSV: a leading byte-order mark is dropped, and spaces around
-    names and after commas are ignored.
+    names and after commas are ignored. Files that are not UTF-8, headers naming a column twice and
+    rows with more fields than the header are refused.
     """
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle, skipinitialspace=True)
-        if reader.fieldnames is None:
-            return None, []
-        reader.fieldnames = [name.strip() for name in reader.fieldnames]
-        # Line numbers from the reader: blank lines are skipped, so counting rows would misname lines after one.
-        return reader.fieldnames, [(reader.line_num, row) for row in reader]
+    reader = csv.DictReader(io.StringIO(_utf8_text(path), newline=""), skipinitialspace=True)
+    if reader.fieldnames is None:
+        return None, []
+    header = [name.strip() for name in reader.fieldnames]
+    # Blank names (a spreadsheet's trailing empty columns) cannot be asked for, so only named columns must be unique.
+    repeated = sorted({name for name in header if name and header.count(name) > 1})
+    if repeated:
+        raise DataError(f"{path}: the header names the column(s) {repeated} more than once, and only one of each "
+                        "could be read: give every column its own name")
+    reader.fieldnames = header
+    rows = []
+    # Line numbers from the reader: blank lines are skipped, so counting rows would misname lines after one.
+    for row in reader:
+        if None in row:  # DictReader files a long row's extra fields under the key None
+            raise DataError(f"{path}, line {reader.line_num}: {len(header) + len(row[None])} fields, more than the "
+                            f"header's {len(header)}; a decimal comma (1,5 for 1.5) or a separator inside a value "
+                            "splits it: use decimal points, or quote values that contain commas")
+        rows.append((reader.line_num, row))
+    return header, rows
+
+
+def _utf8_text(path: Path) -> str:
+    """Return a file's text decoded as UTF-8 (a leading byte-order mark dropped); other encodings are a DataError."""
+    try:
+        return Path(path).read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        # Offsets are into error.object: the bytes after any byte-order mark.
+        line = error.object.count(b"\n", 0, error.start) + 1
+        raise DataError(f"{path}, line {line}: not UTF-8 text (byte {error.object[error.start:error.end]!r}, as in "
+                        "Latin-1 or UTF-16 files): save the file as UTF-8 (in Excel: Save As, 'CSV UTF-8')") from error
 
 
 class BatchTensors(Dataset):

@@ -21,10 +21,12 @@ def save_figure(fig, path: str | Path) -> Path:
 
 
 def read_metrics_csv(path: str | Path) -> dict[str, list[tuple[float, float]]]:
-    """Read Lightning's metrics.csv into {metric: [(epoch, value), ...]} (empty cells skipped)."""
+    """Read Lightning's metrics.csv into {metric: [(epoch, value), ...]}, skipping empty cells and epoch-less rows."""
     series: dict[str, list[tuple[float, float]]] = {}
     with open(path) as handle:
         for row in csv.DictReader(handle):
+            if not row.get("epoch"):
+                continue  # logged per step straight to the logger (LearningRateMonitor's lr-Adam): no epoch to plot at
             for key, value in row.items():
                 if key in ("epoch", "step") or value in ("", None):
                     continue

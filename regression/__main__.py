@@ -4,8 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
+from lightning.pytorch.callbacks import BasePredictionWriter
 
+from common.callbacks import gather_predictions
 from common.cli import DeepBioCLI, run_command_line
 from regression.data import RegressionData
 from regression.experiment import summarize_fit
@@ -13,7 +14,7 @@ from regression.model import DenseRegressor
 
 
 class RegressionCLI(DeepBioCLI):
-    """LightningCLI for the regression task; writes plots after fit and predictions.csv after predict."""
+    """LightningCLI for the regression task; writes plots after fit (predictions.csv: RegressionPredictionsCSV)."""
 
     def after_fit(self) -> None:
         """Reload the best checkpoint and write fit.png, training_curves.png and results.json."""
@@ -25,17 +26,24 @@ class RegressionCLI(DeepBioCLI):
         results = summarize_fit(model, self.datamodule, run_dir)
         print(f"results ({run_dir}): {results}", flush=True)
 
-    def after_predict(self) -> None:
-        """Write predictions.csv (x..., y_pred...) into the run folder."""
-        run_dir = self.trainer.log_dir  # a collective under DDP: every rank must ask
-        predictions = self.trainer.predict_loop.predictions
-        if not self.trainer.is_global_zero or not predictions:
+
+class RegressionPredictionsCSV(BasePredictionWriter):
+    """Write predictions.csv (x..., y_pred...) into the run folder; under DDP rank zero writes every rank's rows."""
+
+    def __init__(self) -> None:
+        super().__init__(write_interval="epoch")
+
+    def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices) -> None:
+        """Gather every rank's predictions and write them beside their inputs, in the inputs' order."""
+        path = Path(trainer.log_dir or ".") / "predictions.csv"  # a collective under DDP: read on every rank
+        gathered = gather_predictions(trainer, predictions, batch_indices)
+        if gathered is None:
             return
-        y = torch.cat(predictions).float().numpy()
-        x = self.datamodule.predict_inputs()
+        rows, y = gathered
+        x = trainer.datamodule.predict_inputs()
+        x, y = (x[rows] if rows else x), y.numpy()
         header = [f"x{i}" if x.shape[1] > 1 else "x" for i in range(x.shape[1])]
         header += [f"y_pred{i}" if y.shape[1] > 1 else "y_pred" for i in range(y.shape[1])]
-        path = Path(run_dir) / "predictions.csv"
         np.savetxt(path, np.hstack([x, y]), delimiter=",", header=",".join(header), comments="", fmt="%.6g")
         print(f"predictions written to {path}", flush=True)
 
@@ -43,6 +51,7 @@ class RegressionCLI(DeepBioCLI):
 def main(args=None) -> None:
     """Run the regression command line."""
     RegressionCLI(DenseRegressor, RegressionData, args=args, command="python -m regression",
+                  trainer_defaults={"callbacks": [RegressionPredictionsCSV()]},
                   links=(("data.n_inputs", "model.n_inputs"), ("data.n_outputs", "model.n_outputs")))
 
 

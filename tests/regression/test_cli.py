@@ -97,3 +97,15 @@ def test_ddp_on_two_cpu_processes_learns(tmp_path):
     # The same trend as one process: validation error falls epoch after epoch.
     assert all(later < earlier for earlier, later in zip(val_mse, val_mse[1:]))
     assert val_mse[-1] < val_mse[0] / 3
+
+    # Prediction on 2 processes writes every grid point once, in order, as one process does.
+    ckpt = str(tmp_path / "regression_gap" / "version_0" / "checkpoints" / "last.ckpt")
+    common = ["--config", str(ROOT / "configs/regression/gap.yaml"), "--ckpt_path", ckpt, "--trainer.accelerator",
+              "cpu", "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(tmp_path)]
+    for devices in ("2", "1"):
+        result = run_cli("predict", *common, "--trainer.devices", devices, "--trainer.strategy",
+                         "ddp" if devices == "2" else "auto", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert result.stdout.count("predictions written to") == 1
+    two, one = (tmp_path / "regression_gap" / f"version_{v}" / "predictions.csv" for v in (1, 2))
+    assert two.read_text() == one.read_text() and len(one.read_text().splitlines()) == 502  # header + 0..250 by 0.5
