@@ -7,6 +7,12 @@ the parameterised layers of any module, in order, checking kinds and shapes; `ke
 builds a plain PyTorch equivalent of the whole file (a reference, and a home for files without a
 matching project module).
 
+Project modules take one activation per weighted layer, so a separate Activation layer is folded into
+the weighted layer before it, across layers that leave its effect unchanged (Dropout; Flatten and max
+pooling for element-wise activations). An Activation that cannot be folded is recorded, and
+`load_keras_weights` refuses the file rather than build a module without it; `keras_sequential` keeps
+every layer and loads such files.
+
 Layout conversions (keras is channels-last, PyTorch channels-first):
 Dense (in, out) -> Linear (out, in); Conv1D (k, in, out) -> Conv1d (out, in, k);
 Conv2D (kh, kw, in, out) -> Conv2d (out, in, kh, kw); Conv2DTranspose (kh, kw, out, in) ->
@@ -48,7 +54,7 @@ class KerasLayer:
     input_shape: tuple[int, ...]
     output_shape: tuple[int, ...]
     weights: list[np.ndarray] = field(default_factory=list)
-    activation: str = "linear"  # for weighted layers: own activation, or that of a following Activation layer
+    activation: str = "linear"  # for weighted layers: own activation, or that of an Activation folded into it
     flattened_from: tuple[int, ...] | None = None  # for a Dense right after Flatten: the shape flattened
 
     def torch_weights(self) -> list[torch.Tensor]:
@@ -77,6 +83,7 @@ class KerasModel:
     keras_version: str
     input_shape: tuple[int, ...]
     layers: list[KerasLayer]
+    unplaced_activations: list[str] = field(default_factory=list)  # per Activation layer not folded: why not
 
     @property
     def weighted_layers(self) -> list[KerasLayer]:
@@ -162,6 +169,27 @@ def _output_shape(kind: str, config: dict, shape: tuple[int, ...]) -> tuple[int,
     return (*spatial, channels)
 
 
+def _fold_activation(layers: list[KerasLayer], activation: KerasLayer) -> str:
+    """Give the weighted layer before an Activation layer its activation; return why not ('' when folded)."""
+    for previous in reversed(layers):
+        if previous.kind in WEIGHTED:
+            if previous.activation != "linear":
+                return f"it follows {previous.name!r}, which already applies {previous.activation}"
+            previous.activation = activation.activation
+            return ""
+        if previous.kind == "Activation" and previous.activation != "linear":
+            return f"it follows another Activation layer, {previous.name!r} ({previous.activation})"
+        # Dropout is the identity at inference; Flatten only reorders values; max pooling commutes with the
+        # non-decreasing element-wise activations. Softmax normalises over the last axis, which both change.
+        passes = (previous.kind in ("Dropout", "Activation")
+                  or (previous.kind == "Flatten" and (activation.activation != "softmax"
+                                                       or len(previous.input_shape) == 1))
+                  or (previous.kind.startswith("MaxPooling") and activation.activation != "softmax"))
+        if not passes:
+            return f"it follows {previous.name!r} ({previous.kind}), which it cannot be moved across"
+    return "no layer with weights comes before it"
+
+
 def _layer_list(config: dict, path: Path) -> list[dict]:
     if config.get("class_name") != "Sequential":
         raise _fail(path, f"the model is a keras {config.get('class_name')!r}; only Sequential models can be imported")
@@ -207,6 +235,7 @@ def read_keras_model(path: str | Path) -> KerasModel:
         version = handle.attrs.get("keras_version", b"unknown")
         version = version.decode() if isinstance(version, bytes) else str(version)
         layers: list[KerasLayer] = []
+        unplaced: list[str] = []
         shape: tuple[int, ...] | None = None
         flattened: tuple[int, ...] | None = None
         for entry in _layer_list(config, path):
@@ -230,8 +259,8 @@ def read_keras_model(path: str | Path) -> KerasModel:
                 raise _fail(path, f"layer {name!r} would have an empty output {output}")
             layer = KerasLayer(name, kind, layer_config, shape, output, _read_weights(path, handle, name),
                                layer_config.get("activation", "linear"))
-            if kind == "Activation" and layers and layers[-1].kind in WEIGHTED and layers[-1].activation == "linear":
-                layers[-1].activation = layer.activation
+            if kind == "Activation" and layer.activation != "linear" and (why := _fold_activation(layers, layer)):
+                unplaced.append(f"Activation layer {name!r} ({layer.activation}): {why}")
             if kind == "Flatten":
                 flattened = shape
             elif kind == "Dense":
@@ -242,7 +271,7 @@ def read_keras_model(path: str | Path) -> KerasModel:
                                   f"expected {expected}")
             layers.append(layer)
             shape = output
-    return KerasModel(path, version, input_shape, layers)
+    return KerasModel(path, version, input_shape, layers, unplaced)
 
 
 def _as_model(source: str | Path | KerasModel) -> KerasModel:
@@ -273,9 +302,20 @@ def load_keras_weights(module: nn.Module, source: str | Path | KerasModel) -> Ke
     The module's layers that own parameters (in registration order) must pair one to one with the
     file's Dense/Conv layers: same kind, same converted shapes, same stride and padding. Anything
     else raises KerasImportError naming both layers. Activations, pooling and dropout hold no weights:
-    the caller builds the module to match them (parity tests check the outputs).
+    the caller builds the module to match them (parity tests check the outputs), so a file with an
+    Activation layer that cannot be folded into a weighted layer's activation is refused.
     """
     keras = _as_model(source)
+    if keras.unplaced_activations:
+        raise _fail(keras.path, f"{'; '.join(keras.unplaced_activations)}. {type(module).__name__} takes one "
+                                "activation per layer with weights, so it cannot hold this file: load it with "
+                                "common.keras_import.keras_sequential, which keeps every layer, or set that activation "
+                                "on a Dense or Conv layer (activation=...) in keras and save the model again")
+    return _copy_weights(module, keras)
+
+
+def _copy_weights(module: nn.Module, keras: KerasModel) -> KerasModel:
+    """Copy the weights as load_keras_weights does, trusting the caller to have built every activation."""
     ours = _torch_layers(module)
     theirs = keras.weighted_layers
     if len(ours) != len(theirs):
@@ -337,5 +377,5 @@ def keras_sequential(source: str | Path | KerasModel) -> nn.Sequential:
         if layer.kind == "Activation" or (layer.kind in WEIGHTED and c.get("activation", "linear") != "linear"):
             layers += _activation(c["activation"])
     model = nn.Sequential(*layers)
-    load_keras_weights(model, keras)
+    _copy_weights(model, keras)
     return model.eval()

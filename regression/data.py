@@ -111,7 +111,8 @@ class RegressionData(L.LightningDataModule):
     validate on [0, 200] minus gaps [[80, 120]] (validation chooses the epoch, so it must not see
     the gaps either), and score the gaps on `n_val` separate samples drawn inside them (x_gap,
     y_gap). With `csv_path`, x and y columns come from a file instead, split at random by `val_fraction`.
-    Predictions run on the grid predict_low..predict_high (step predict_step) for one input.
+    Predictions run on the grid predict_low..predict_high (step predict_step) for one input: unset,
+    the course's 0..250 by 0.5, or for a CSV its x range and 10% beyond it on each side, in 500 steps.
     Training takes optimiser steps of `batch_size` rows; `steps_per_execution` of them run in one
     Lightning step (as keras' option of that name), which for this tiny net removes most of the
     loop's cost without changing the steps (1 under DDP). Validation and prediction run
@@ -132,9 +133,9 @@ class RegressionData(L.LightningDataModule):
         x_columns: list[str] | None = None,
         y_columns: list[str] | None = None,
         val_fraction: float = 0.2,
-        predict_low: float = 0.0,
-        predict_high: float = 250.0,
-        predict_step: float = 0.5,
+        predict_low: float | None = None,
+        predict_high: float | None = None,
+        predict_step: float | None = None,
         batch_size: int = 32,
         steps_per_execution: int = 16,
         eval_batch_size: int = 16384,
@@ -186,12 +187,25 @@ class RegressionData(L.LightningDataModule):
         return x[train], y[train], x[val], y[val]
 
     def predict_inputs(self) -> np.ndarray:
-        """Return the inputs predictions are made for: the course grid (one input) or the validation x."""
-        hp = self.hparams
+        """Return the inputs predictions are made for: the grid (one input, predict_grid) or the validation x."""
         if self.n_inputs != 1:
             return self.x_val
-        return np.arange(hp.predict_low, hp.predict_high + hp.predict_step / 2, hp.predict_step,
-                         dtype=np.float32)[:, None]
+        low, high, step = self.predict_grid()
+        return np.arange(low, high + step / 2, step, dtype=np.float32)[:, None]
+
+    def predict_grid(self) -> tuple[float, float, float]:
+        """Return (low, high, step) of the one-input prediction grid: as set, else the defaults the class describes."""
+        hp = self.hparams
+        if hp.csv_path:  # the course grid would leave a CSV's data in a corner of fit.png
+            x = np.concatenate([self.x_train, self.x_val])[:, 0]
+            margin = 0.1 * (float(x.max() - x.min()) or 1.0)
+            low, high = float(x.min()) - margin, float(x.max()) + margin
+        else:
+            low, high = 0.0, 250.0
+        low = low if hp.predict_low is None else hp.predict_low
+        high = high if hp.predict_high is None else hp.predict_high
+        step = hp.predict_step if hp.predict_step is not None else (high - low) / 500 if hp.csv_path else 0.5
+        return low, high, step
 
     def train_dataloader(self):
         """Return the training loader: shuffled StepBatches, up to `steps_per_execution` steps of `batch_size` rows."""
@@ -208,8 +222,7 @@ class RegressionData(L.LightningDataModule):
     @property
     def predict_source(self) -> str:
         """Say what predict runs on (logged with a predict run)."""
-        hp = self.hparams
-        return (f"the grid {hp.predict_low}..{hp.predict_high} step {hp.predict_step}" if self.n_inputs == 1
+        return ("the grid {:g}..{:g} step {:g}".format(*self.predict_grid()) if self.n_inputs == 1
                 else "the validation inputs")
 
     def predict_dataloader(self):

@@ -8,7 +8,7 @@ from regression.model import ACTIVATIONS, DenseRegressor
 
 
 def dense_regressor_from_keras(path: str | Path) -> DenseRegressor:
-    """Return a DenseRegressor (eval mode) with the architecture and weights of a keras Dense-only file."""
+    """Return a DenseRegressor (eval mode) of a keras Dense-only file; it takes rows flattened as keras flattens."""
     keras = read_keras_model(path)
     dense = keras.weighted_layers
     if not dense or any(layer.kind != "Dense" for layer in dense):
@@ -22,5 +22,8 @@ def dense_regressor_from_keras(path: str | Path) -> DenseRegressor:
     model = DenseRegressor(n_inputs=dense[0].input_shape[0], n_outputs=dense[-1].config["units"],
                            hidden=[layer.config["units"] for layer in dense[:-1]],
                            activation=hidden_activations.pop(), output_activation=dense[-1].activation)
+    # DenseRegressor takes flat rows, in the order keras flattens its input: the first Dense's rows stay as
+    # they are, not permuted for a channels-first PyTorch Flatten.
+    dense[0].flattened_from = None
     load_keras_weights(model, keras)
     return model.eval()

@@ -68,14 +68,39 @@ class DenseRegressor(L.LightningModule):
         steps = batch if isinstance(batch, StepBatches) else [batch]
         squared_errors, rows = [], 0
         for x, y in steps:
+            if squared_errors and 0 <= self.trainer.max_steps <= self.trainer.global_step:
+                break  # max_steps counts optimiser steps, also inside a group
             loss = nn.functional.mse_loss(self(x).float(), y)
             optimizer.zero_grad()
             self.manual_backward(loss)
             optimizer.step()
+            self.step_lr_schedules("step")
             squared_errors.append(loss.detach() * len(x))
             rows += len(x)
         self.log("train_mse", torch.stack(squared_errors).sum() / rows, on_step=False, on_epoch=True, prog_bar=True,
                  batch_size=rows)
+
+    def on_train_epoch_end(self) -> None:
+        """Step the per-epoch learning-rate schedules."""
+        self.step_lr_schedules("epoch")
+
+    def step_lr_schedules(self, interval: str) -> None:
+        """Step the schedules of this interval ('step' or 'epoch'): Lightning leaves that to manual optimisation.
+
+        Without it a schedule given by configure_optimizers or the CLI's --lr_scheduler never moved.
+        """
+        for config in self.trainer.lr_scheduler_configs:
+            done = self.trainer.global_step if interval == "step" else self.trainer.current_epoch + 1
+            if config.interval != interval or done % config.frequency:
+                continue
+            if config.reduce_on_plateau:
+                metric = self.trainer.callback_metrics.get(config.monitor)
+                if metric is None:
+                    raise ConfigError(f"the learning-rate schedule watches {config.monitor!r}, which this run does "
+                                      f"not log; choose one of {', '.join(self.trainer.callback_metrics)}")
+                config.scheduler.step(metric)
+            else:
+                config.scheduler.step()
 
     def validation_step(self, batch, batch_idx):
         """Log the batch's val_loss (MSE) and feed its predictions to the val_mse/val_mae metrics."""

@@ -147,3 +147,56 @@ def test_copied_course_file_truncated_is_refused(course_data, tmp_path):
     (tmp_path / "cut.h5").write_bytes(data[: len(data) - 4000])
     with pytest.raises(KerasImportError, match="truncated"):
         read_keras_model(tmp_path / "cut.h5")
+
+
+def test_activation_layers_fold_across_dropout_flatten_and_pooling(tmp_path):
+    rng = np.random.default_rng(2)
+    path = write_keras_h5(tmp_path / "folded.h5", [
+        ("Conv2D", {"name": "conv", "filters": 3, "kernel_size": [2, 2], "batch_input_shape": [None, 5, 5, 2]},
+         [rng.normal(size=(2, 2, 2, 3)), rng.normal(size=3)]),
+        ("MaxPooling2D", {"name": "pool", "pool_size": [2, 2]}, []),
+        ("Activation", {"name": "act0", "activation": "relu"}, []),
+        ("Flatten", {"name": "flatten"}, []),
+        ("Dense", {"name": "hidden", "units": 4}, [rng.normal(size=(12, 4)), rng.normal(size=4)]),
+        ("Dropout", {"name": "dropout", "rate": 0.5}, []),
+        ("Activation", {"name": "act1", "activation": "sigmoid"}, []),
+        ("Dense", {"name": "out", "units": 3}, [rng.normal(size=(4, 3)), rng.normal(size=3)]),
+        ("Dropout", {"name": "dropout2", "rate": 0.5}, []),
+        ("Activation", {"name": "act2", "activation": "softmax"}, [])])
+    keras = read_keras_model(path)
+    assert [l.activation for l in keras.weighted_layers] == ["relu", "sigmoid", "softmax"]
+    # A module built from the folded activations computes what the file's layers compute in keras' order.
+    module = nn.Sequential(nn.Conv2d(2, 3, 2), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(12, 4),
+                           nn.Sigmoid(), nn.Linear(4, 3), nn.Softmax(dim=1)).eval()
+    load_keras_weights(module, keras)
+    x = torch.randn(4, 2, 5, 5, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(module(x), keras_sequential(path)(x))
+
+
+@pytest.mark.parametrize("layers, module, why", [
+    ([("Dense", {"name": "d", "units": 2, "activation": "relu", "batch_input_shape": [None, 3]}, "dense"),
+      ("Activation", {"name": "act", "activation": "sigmoid"}, None)],
+     nn.Sequential(nn.Linear(3, 2), nn.ReLU()), "'act' \\(sigmoid\\): it follows 'd', which already applies relu"),
+    ([("Activation", {"name": "act", "activation": "tanh", "batch_input_shape": [None, 3]}, None),
+      ("Dense", {"name": "d", "units": 2}, "dense")],
+     nn.Sequential(nn.Linear(3, 2)), "'act' \\(tanh\\): no layer with weights comes before it"),
+    ([("Dense", {"name": "d", "units": 2, "batch_input_shape": [None, 3]}, "dense"),
+      ("Activation", {"name": "act", "activation": "relu"}, None),
+      ("Activation", {"name": "again", "activation": "sigmoid"}, None)],
+     nn.Sequential(nn.Linear(3, 2), nn.ReLU()), "'again' \\(sigmoid\\): it follows another Activation layer, 'act'"),
+    ([("Conv1D", {"name": "c", "filters": 2, "kernel_size": [3], "batch_input_shape": [None, 8, 3]}, "conv"),
+      ("MaxPooling1D", {"name": "pool", "pool_size": [2]}, None),
+      ("Activation", {"name": "act", "activation": "softmax"}, None)],
+     nn.Sequential(nn.Conv1d(3, 2, 3)), "'act' \\(softmax\\): it follows 'pool' \\(MaxPooling1D\\)"),
+], ids=["after_an_activated_layer", "before_any_weights", "two_in_a_row", "softmax_after_pooling"])
+def test_activation_layers_that_cannot_be_folded_are_refused_not_dropped(tmp_path, layers, module, why):
+    rng = np.random.default_rng(3)
+    arrays = {"dense": [rng.normal(size=(3, 2)), rng.normal(size=2)],
+              "conv": [rng.normal(size=(3, 3, 2)), rng.normal(size=2)]}
+    path = write_keras_h5(tmp_path / "unfoldable.h5",
+                          [(kind, config, arrays.get(weights, [])) for kind, config, weights in layers])
+    with pytest.raises(KerasImportError, match=f"unfoldable.h5: Activation layer {why}.*keras_sequential"):
+        load_keras_weights(module, path)
+    # The remedy the error names: the generic import keeps every layer, so it loads the file.
+    assert isinstance(keras_sequential(path), nn.Sequential)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from common.keras_import import KerasImportError, keras_sequential
+from common.keras_import import KerasImportError, keras_sequential, read_keras_model
 from motifs.keras_weights import motif_classifier_from_keras
 from regression.keras_weights import dense_regressor_from_keras
 from rickmorty.keras_weights import autoencoder_from_keras, image_classifier_from_keras
@@ -107,3 +107,35 @@ def test_image_classifier_imports_the_course_cnn_layout(tmp_path):
         ours, reference = model.probabilities(model(x)), keras_sequential(path)(x)
     assert 0.05 < reference.min() and reference.max() < 0.95  # not saturated: the comparison means something
     assert_parity(ours.numpy(), reference.numpy())
+
+
+def test_dense_regressor_keeps_activations_after_dropout(models_dir, tmp_path):
+    # The course's sqrt model saved as Dense(linear) -> Dropout -> Activation(relu): keras applies the relus.
+    (w0, b0), (w1, b1), (w2, b2) = [layer.weights for layer in read_keras_model(models_dir / "densemodel.h5")
+                                    .weighted_layers]
+    layers = [("Flatten", {"name": "flatten", "batch_input_shape": [None, 1]}, [])]
+    for i, (kernel, bias) in enumerate([(w0, b0), (w1, b1)]):
+        layers += [("Dense", {"name": f"dense{i}", "units": len(bias)}, [kernel, bias]),
+                   ("Dropout", {"name": f"dropout{i}", "rate": 0.2}, []),
+                   ("Activation", {"name": f"relu{i}", "activation": "relu"}, [])]
+    path = write_keras_h5(tmp_path / "dropout_relu.h5", layers + [("Dense", {"name": "out", "units": 1}, [w2, b2])])
+    x = np.linspace(-20, 100, 25, dtype=np.float32)[:, None]
+    expected = np.maximum(np.maximum(x @ w0 + b0, 0) @ w1 + b1, 0) @ w2 + b2
+    with torch.no_grad():
+        assert_parity(dense_regressor_from_keras(path)(torch.from_numpy(x)).numpy(), expected)
+
+
+def test_dense_regressor_takes_rows_flattened_as_keras_flattens(tmp_path):
+    rng = np.random.default_rng(4)
+    (w0, b0), (w1, b1) = (rng.normal(size=(10, 4)), rng.normal(size=4)), (rng.normal(size=(4, 1)), rng.normal(size=1))
+    path = write_keras_h5(tmp_path / "flat.h5", [
+        ("Flatten", {"name": "flatten", "batch_input_shape": [None, 5, 2]}, []),
+        ("Dense", {"name": "hidden", "units": 4, "activation": "relu"}, [w0, b0]),
+        ("Dense", {"name": "out", "units": 1}, [w1, b1])])
+    x = rng.normal(size=(6, 5, 2)).astype(np.float32)
+    rows = x.reshape(6, 10)  # keras' Flatten: row-major over (5, 2)
+    expected = np.maximum(rows @ w0 + b0, 0) @ w1 + b1
+    with torch.no_grad():
+        assert_parity(dense_regressor_from_keras(path)(torch.from_numpy(rows)).numpy(), expected)
+        # The generic import still takes channels-first input, as for every file.
+        assert_parity(keras_sequential(path)(torch.from_numpy(x).transpose(1, 2)).numpy(), expected)

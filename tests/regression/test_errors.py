@@ -85,6 +85,9 @@ def test_csv_data_is_read_and_split(tmp_path):
     data = RegressionData(csv_path=str(path), x_columns=["dose"], y_columns=["response"], val_fraction=0.2)
     assert len(data.x_train) == 80 and len(data.x_val) == 20
     assert "data.csv" in data.data_source
+    grid = data.predict_inputs()[:, 0]  # the data's x range and 10% beyond, not the course's 0..250
+    assert len(grid) == 501 and grid[0] == pytest.approx(-9.9) and grid[-1] == pytest.approx(108.9, rel=1e-5)
+    assert RegressionData().predict_inputs()[[0, 1, -1], 0].tolist() == [0.0, 0.5, 250.0]  # the course grid
 
 
 def test_a_csv_with_several_inputs_trains(tmp_path):

@@ -157,3 +157,30 @@ def test_multi_input_multi_output_data_trains(tmp_path):
     quiet_trainer(tmp_path, max_epochs=5).fit(model, data)
     after = float(np.mean((predict_array(model, data.x_val) - data.y_val) ** 2))
     assert after < before / 10
+
+
+class ScheduledRegressor(DenseRegressor):
+    """The course net with a halving learning rate, stepped per `interval` (what --lr_scheduler adds)."""
+
+    def __init__(self, interval: str = "epoch", **kwargs):
+        super().__init__(**kwargs)
+        self.interval = interval
+
+    def configure_optimizers(self):
+        optimizer = super().configure_optimizers()
+        schedule = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": self.interval}}
+
+
+@pytest.mark.parametrize("interval, expected_steps", [("epoch", 3), ("step", 30)])
+def test_learning_rate_schedules_move_although_the_net_steps_its_own_optimiser(tmp_path, interval, expected_steps):
+    model = ScheduledRegressor(interval)
+    trainer = quiet_trainer(tmp_path, max_epochs=3)
+    trainer.fit(model, RegressionData(n_train=300, n_val=50))  # 10 optimiser steps an epoch, 16 per Lightning step
+    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(1e-3 * 0.5 ** expected_steps)
+
+
+def test_max_steps_counts_optimiser_steps_inside_a_group(tmp_path):
+    trainer = quiet_trainer(tmp_path, max_steps=5)
+    trainer.fit(DenseRegressor(), RegressionData(n_train=300, n_val=50))  # one Lightning step holds 10
+    assert trainer.global_step == 5
