@@ -97,4 +97,8 @@ def read_checkpoint(path: str | Path, weights_only: bool = False) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=weights_only)
     except Exception as error:  # torch raises many types for a damaged file
-        raise DataError(f"checkpoint {path} could not be read ({error.__class__.__name__}: {error})") from error
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        if "weights_only" in detail:  # torch's advice (load it unsafely) is not the fix: the file is the wrong one
+            detail = "torch's safe loader refused it"
+        raise DataError(f"checkpoint {path} could not be read: it is not a PyTorch checkpoint (.ckpt), or it is "
+                        f"damaged ({error.__class__.__name__}: {detail})") from error

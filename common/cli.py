@@ -1,6 +1,7 @@
 """LightningCLI set up the deepbio way: our Trainer factory is the `trainer:` section of every YAML config."""
 from __future__ import annotations
 
+import argparse
 import inspect
 import sys
 from collections.abc import Callable
@@ -41,6 +42,8 @@ class DeepBioCLI(LightningCLI):
             # Lightning would run the freshly built, untrained model and write its guesses as results.
             raise ConfigError(f"{subcommand} needs the trained model: give --ckpt_path <run folder>/checkpoints/"
                               "<name>.ckpt")
+        if ckpt_path and Path(ckpt_path).is_dir():
+            raise DataError(f"checkpoint {ckpt_path} is a folder: give a .ckpt file inside it")
         if ckpt_path and is_missing_local_file(ckpt_path):
             raise DataError(f"checkpoint {ckpt_path} does not exist")
         if ckpt_path and Path(ckpt_path).is_file():
@@ -49,6 +52,7 @@ class DeepBioCLI(LightningCLI):
             model = self.config[subcommand].get("model")
             built = model.get("class_path") if self.subclass_mode_model and model else None
             check_checkpoint_model(ckpt_path, built or class_path(self._model_class))
+            drop_starting_weights(model)  # the checkpoint holds the trained weights: no pretrained file needed
 
     def add_arguments_to_parser(self, parser) -> None:
         """Link each of `links` (datamodule value -> model argument), applied when the classes are instantiated."""
@@ -83,6 +87,28 @@ def deepbio_error(error: BaseException | None) -> DeepBioError | None:
         seen.add(id(error))
         error = error.__cause__
     return None
+
+
+def drop_starting_weights(config) -> None:
+    """Set to None, in place, the `starting_weights_args` of every class a (nested) model config builds.
+
+    A transfer backbone loads its ImageNet weights file when built; built to load a checkpoint,
+    it must not need that file (moved, or another machine's path) (common.checkpoints.rebuild_args).
+    """
+    if not isinstance(config, argparse.Namespace):
+        return
+    fields = vars(config)  # a jsonargparse Namespace's own items() flattens nested ones into dotted keys
+    init_args = fields.get("init_args")
+    if fields.get("class_path") and isinstance(init_args, argparse.Namespace):
+        try:
+            names = getattr(import_class(fields["class_path"]), "starting_weights_args", ())
+        except (ImportError, AttributeError, ValueError):
+            names = ()
+        for name in names:
+            if name in vars(init_args):
+                setattr(init_args, name, None)
+    for value in fields.values():
+        drop_starting_weights(value)
 
 
 def is_missing_local_file(ckpt_path: str | Path) -> bool:

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 from lightning.pytorch.callbacks import BasePredictionWriter
+from lightning.pytorch.cli import LightningCLI
 
 from common.callbacks import gather_predictions
 from common.cli import DeepBioCLI, run_command_line
@@ -15,6 +16,11 @@ from regression.model import DenseRegressor
 
 class RegressionCLI(DeepBioCLI):
     """LightningCLI for the regression task; writes plots after fit (predictions.csv: RegressionPredictionsCSV)."""
+
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        """Offer fit, validate and predict: the regression data has no test split (the gap is scored after fit)."""
+        return {name: skip for name, skip in LightningCLI.subcommands().items() if name != "test"}
 
     def after_fit(self) -> None:
         """Reload the best checkpoint and write fit.png, training_curves.png and results.json."""

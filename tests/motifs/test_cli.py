@@ -77,6 +77,15 @@ def test_evaluating_needs_a_checkpoint_that_exists(tmp_path):
     assert missing.returncode == 1 and "Traceback" not in missing.stderr
     assert missing.stderr.strip().splitlines()[-1] == f"error: checkpoint {tmp_path / 'best.ckpt'} does not exist"
     assert not any(tmp_path.iterdir())  # nothing ran: no run folder
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "notes.txt").write_text("not a checkpoint")
+    folder = run_cli("predict", "--config", config, "--ckpt_path", str(tmp_path / "checkpoints"), cwd=tmp_path)
+    assert folder.stderr.strip().splitlines()[-1] == (
+        f"error: checkpoint {tmp_path / 'checkpoints'} is a folder: give a .ckpt file inside it")
+    text = run_cli("predict", "--config", config, "--ckpt_path", str(tmp_path / "notes.txt"), cwd=tmp_path)
+    last = text.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: checkpoint {tmp_path / 'notes.txt'} could not be read: it is not a PyTorch "
+                           "checkpoint (.ckpt), or it is damaged (") and "weights_only" not in text.stderr, text.stderr
 
 
 def test_help_names_the_command_and_options_are_spelled_out(tmp_path):

@@ -78,6 +78,13 @@ def test_a_checkpoint_of_another_task_is_refused_in_one_line(fitted_run):
     assert "Traceback" not in result.stderr
 
 
+def test_regression_offers_no_test_subcommand(tmp_path):
+    """Its data has no test split: `test` is refused by the parser, not by a traceback from Lightning."""
+    result = run_cli("test", "--config", str(ROOT / "configs/regression/gap.yaml"), cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "invalid choice: 'test'" in result.stderr
+
+
 def test_unknown_config_key_is_a_clear_error(tmp_path):
     result = run_cli("fit", "--config", str(ROOT / "configs/regression/sqrt.yaml"), "--model.hiddden", "[3]",
                      cwd=tmp_path)

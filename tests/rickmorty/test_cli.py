@@ -47,6 +47,24 @@ def test_fit_then_predict_writes_the_predictions_contract(tmp_path, frame_tree):
     assert (out / "predictions.png").is_file()
 
 
+def test_a_transfer_checkpoint_predicts_after_its_imagenet_file_is_gone(tmp_path, frame_tree, monkeypatch):
+    """The shipped transfer config names resnet18.pt; the checkpoint holds the weights, so predict must not need it."""
+    from torchvision.models import resnet18
+
+    monkeypatch.chdir(tmp_path)
+    torch.save(resnet18(weights=None).state_dict(), tmp_path / "resnet18.pt")
+    common = ["--config", str(CONFIGS / "transfer.yaml"), "--trainer.default_root_dir", str(tmp_path),
+              "--trainer.enable_progress_bar", "false", "--data.init_args.data_dir", "null",
+              "--data.init_args.synthetic_count", "48", "--data.init_args.augment", "false"]
+    main(["fit", *common, "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "1",
+          "--trainer.limit_val_batches", "1"])
+    (tmp_path / "resnet18.pt").unlink()
+    last = tmp_path / "rickmorty_transfer" / "version_0" / "checkpoints" / "last.ckpt"
+    main(["predict", *common, "--ckpt_path", str(last), "--data.init_args.predict_dir", str(frame_tree / "rick")])
+    with open(tmp_path / "rickmorty_transfer" / "version_1" / "predictions.csv") as handle:
+        assert len(list(csv.DictReader(handle))) == len(list((frame_tree / "rick").iterdir()))
+
+
 class FrameMeans(L.LightningModule):
     """A model without labels (like the autoencoder): the CLI must not force class names on it."""
 
