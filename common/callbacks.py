@@ -5,6 +5,7 @@ import csv
 import json
 import math
 import random
+import shutil
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -241,7 +242,11 @@ class ResumeRandomState(L.Callback):
 
 
 class RunInfo(L.Callback):
-    """Log and save (run_info.json) the device, precision and data source (and predict input) a run really used."""
+    """Log and save (run_info.json) the device, precision and data source (and predict input) a run really used.
+
+    A run that fails before writing anything else (a missing data file, a refused checkpoint) leaves
+    no run folder: Lightning creates it before the data is read, and the next run would skip its version.
+    """
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         """Record what this run uses, once, on the main process."""
@@ -268,6 +273,18 @@ class RunInfo(L.Callback):
             if info["run_dir"]:
                 Path(info["run_dir"]).mkdir(parents=True, exist_ok=True)
                 (Path(info["run_dir"]) / f"run_info_{info['stage']}.json").write_text(json.dumps(info, indent=2))
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        """Remove the run folder of a failed run that holds only the files written at its start."""
+        logger = trainer.logger  # its log_dir, unlike the trainer's, is no collective: one rank may fail alone
+        if not trainer.is_global_zero or logger is None or not logger.log_dir:
+            return
+        run_dir = Path(logger.log_dir)
+        files = [path for path in run_dir.rglob("*") if path.is_file()] if run_dir.is_dir() else None
+        if files is not None and all(path.parent == run_dir and (path.name in ("config.yaml", "hparams.yaml")
+                                                                  or path.name.startswith("run_info_"))
+                                     for path in files):
+            shutil.rmtree(run_dir)
 
 
 def gather_predictions(trainer, predictions: list[torch.Tensor],

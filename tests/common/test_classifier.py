@@ -314,3 +314,21 @@ def test_predictions_csv_columns(tmp_path):
                                  probs, model.hard_labels(probs))
     assert path.read_text().splitlines() == ["file,prob_rick,label", "a.jpg,0.900000,rick",
                                              "b.jpg,0.200000,not_rick"]
+
+
+class MissingFileData(L.LightningDataModule):
+    """A datamodule whose data file is missing: setup fails as a user's typo in a path would."""
+
+    def setup(self, stage):
+        raise DataError("peaks.fa does not exist")
+
+
+def test_a_run_that_fails_before_writing_results_leaves_no_run_folder(tmp_path):
+    """Lightning makes the folder before the data is read; left there, the next run would be version_1."""
+    trainer = build_trainer(max_epochs=1, default_root_dir=str(tmp_path), run_name="typo", enable_progress_bar=False)
+    with pytest.raises(DataError, match="peaks.fa does not exist"):
+        trainer.fit(Classifier(TinyBackbone(), CASES["binary"]), MissingFileData())
+    assert not (tmp_path / "typo" / "version_0").exists()
+    trainer = build_trainer(max_epochs=1, default_root_dir=str(tmp_path), run_name="typo", enable_progress_bar=False)
+    trainer.fit(Classifier(TinyBackbone(), CASES["binary"]), ToyData("binary"))
+    assert (tmp_path / "typo" / "version_0" / "metrics.csv").is_file()  # the next run takes version_0
