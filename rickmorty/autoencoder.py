@@ -111,6 +111,12 @@ class ConvAutoencoder(TrainLossLogging):
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         """Return the reconstruction before the sigmoid, shape (N, 3, H, W)."""
+        size = tuple(self.hparams.image_size)
+        if self.hparams.bottleneck and tuple(images.shape[-2:]) != size:
+            # Its upsampling layers have fixed sizes: other frames would come back stretched to image_size.
+            raise ConfigError(f"this bottleneck autoencoder is built for {size[0]}x{size[1]} (HxW) frames, these are "
+                              f"{images.shape[-2]}x{images.shape[-1]}: resize them, or build it with image_size "
+                              f"[{images.shape[-2]}, {images.shape[-1]}] (the course autoencoder takes any size)")
         if self.channels_last:
             images = channels_last(images)
         return self.decoder(self.encoder(images)).contiguous()  # metrics and users expect NCHW order

@@ -197,8 +197,7 @@ def confusion_matrices(model: nn.Module, probs: torch.Tensor, targets: torch.Ten
     """Return (title, matrix, axis labels) per confusion matrix: one for binary/multiclass, one per label for multilabel."""
     if model.task == "multiclass":
         matrix = tmf.multiclass_confusion_matrix(probs, targets, len(model.class_names))
-        return [("rick / morty / neither" if len(model.class_names) == 3 else "classes", matrix.numpy(),
-                 model.class_names)]
+        return [(" / ".join(model.class_names), matrix.numpy(), model.class_names)]
     if model.task == "binary":
         return [(model.class_names[1], tmf.binary_confusion_matrix(probs[:, 0], targets.long()).numpy(),
                  model.class_names)]

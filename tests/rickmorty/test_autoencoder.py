@@ -41,6 +41,9 @@ def test_course_architecture_and_bottleneck():
     assert squeezed.code_shape() == (8, 6, 10)
     assert squeezed.compression_ratio() == pytest.approx(3 * 45 * 79 / (8 * 6 * 10))
     assert squeezed(torch.rand(2, 3, 45, 79)).shape == (2, 3, 45, 79)  # odd sizes come back whole
+    with pytest.raises(ConfigError, match=r"built for 45x79 \(HxW\) frames, these are 90x160"):
+        squeezed(torch.rand(2, 3, 90, 160))  # its upsampling would stretch them to 45x79
+    assert ConvAutoencoder(filters=(4,), kernel_size=3)(torch.rand(1, 3, 20, 30)).shape == (1, 3, 20, 30)
     with pytest.raises(ConfigError, match="unknown noise"):
         ConvAutoencoder(noise="pink")
 

@@ -6,9 +6,9 @@ import torch
 
 from common.classifier import Classifier
 from common.errors import ConfigError, DataError
-from rickmorty.explain import (class_output, error_galleries, feature_maps, grad_cam, grad_cam_folder, heat_in_mask,
-                               mask_area_fraction, normalise_per_image, outcomes, pointing_game, predict_probabilities,
-                               save_feature_maps, save_grad_cam)
+from rickmorty.explain import (class_output, confusion_matrices, error_galleries, feature_maps, grad_cam,
+                               grad_cam_folder, heat_in_mask, mask_area_fraction, normalise_per_image, outcomes,
+                               pointing_game, predict_probabilities, save_feature_maps, save_grad_cam)
 from rickmorty.models import CourseCNN
 
 
@@ -37,6 +37,14 @@ def test_outcomes_one_vs_rest():
     assert outcomes(probs, targets, "binary", 0).tolist() == ["TP", "FP", "FN", "TN"]
     probs3 = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1]])
     assert outcomes(probs3, torch.tensor([0, 0]), "multiclass", 0).tolist() == ["TP", "FN"]
+
+
+def test_a_multiclass_confusion_matrix_is_titled_by_its_classes():
+    model = Classifier(CourseCNN(), ["healthy", "early", "late"], task="multiclass")
+    probs = torch.tensor([[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8], [0.8, 0.1, 0.1]])
+    [(title, matrix, labels)] = confusion_matrices(model, probs, torch.tensor([0, 1, 2, 2]))
+    assert title == "healthy / early / late" and labels == ["healthy", "early", "late"]
+    assert matrix.tolist() == [[1, 0, 0], [0, 1, 0], [1, 0, 1]]  # rows: true class
 
 
 def test_binary_negative_class_is_explained_by_the_negated_logit():
