@@ -9,7 +9,7 @@ from pathlib import Path
 
 from lightning.pytorch.cli import LightningCLI
 
-from common.checkpoints import class_path, import_class, read_checkpoint
+from common.checkpoints import class_path, import_class, read_checkpoint, rebuild_args
 from common.errors import ConfigError, DataError, DeepBioError
 from common.plots import plot_training_curves
 from common.summary import summarize
@@ -34,7 +34,7 @@ class DeepBioCLI(LightningCLI):
         super().__init__(model_class, datamodule_class, trainer_class=build_trainer, **kwargs)
 
     def parse_arguments(self, parser, args) -> None:
-        """Parse the command line; evaluating without a checkpoint, a missing one, or one of another kind of model is refused."""
+        """Parse the command line; refuse evaluating without a checkpoint, a missing one, or another model's."""
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
@@ -101,12 +101,9 @@ def drop_starting_weights(config) -> None:
     init_args = fields.get("init_args")
     if fields.get("class_path") and isinstance(init_args, argparse.Namespace):
         try:
-            names = getattr(import_class(fields["class_path"]), "starting_weights_args", ())
-        except (ImportError, AttributeError, ValueError):
-            names = ()
-        for name in names:
-            if name in vars(init_args):
-                setattr(init_args, name, None)
+            vars(init_args).update(rebuild_args(import_class(fields["class_path"]), vars(init_args)))
+        except (ImportError, AttributeError, ValueError):  # not importable here: the parser reports it
+            pass
     for value in fields.values():
         drop_starting_weights(value)
 

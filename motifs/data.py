@@ -62,15 +62,16 @@ def overlap_groups(names: list[str]) -> np.ndarray:
     training and test apart; other names are groups of their own.
     """
     bases = [name.removesuffix(SHUFFLED) for name in names]
-    regions = sorted({region for region in map(parse_region, bases) if region})
+    regions = [parse_region(base) for base in bases]
     group_of: dict[tuple[str, int, int], int] = {}
     group, open_chrom, open_end = -1, "", 0  # the open cluster of overlapping regions
-    for chrom, start, end in regions:
+    for chrom, start, end in sorted({region for region in regions if region}):
         if chrom != open_chrom or start >= open_end:  # ends are exclusive: touching is not overlapping
             group, open_chrom, open_end = group + 1, chrom, end
         open_end = max(open_end, end)
         group_of[(chrom, start, end)] = group
-    return np.array([f"region {group_of[r]}" if (r := parse_region(b)) else f"name {b}" for b in bases])
+    return np.array([f"region {group_of[region]}" if region else f"name {base}"
+                     for base, region in zip(bases, regions)])
 
 
 def chromosomes_of(names: list[str]) -> np.ndarray:

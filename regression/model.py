@@ -89,8 +89,8 @@ class DenseRegressor(L.LightningModule):
 
         Without it a schedule given by configure_optimizers or the CLI's --lr_scheduler never moved.
         """
+        done = self.trainer.global_step if interval == "step" else self.trainer.current_epoch + 1
         for config in self.trainer.lr_scheduler_configs:
-            done = self.trainer.global_step if interval == "step" else self.trainer.current_epoch + 1
             if config.interval != interval or done % config.frequency:
                 continue
             if config.reduce_on_plateau:
