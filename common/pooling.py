@@ -36,23 +36,26 @@ def window_views(x: torch.Tensor, dims: int, channels_after: bool = False) -> li
             for starts in itertools.product((0, 1), repeat=dims)]
 
 
-def halving_max(x: torch.Tensor, dims: int, relu: bool = False) -> torch.Tensor:
-    """Return F.max_pool{1,2}d(x, 2) of x (N, C, L) or (N, C, H, W), computed as maxima of strided views; relu: ReLU'd."""
-    views = window_views(x, dims)
+def max_of_views(views: list[torch.Tensor], relu: bool = False) -> torch.Tensor:
+    """Return the elementwise maximum of equally shaped views (a new tensor), ReLU'd if relu."""
     while len(views) > 1:
         views = [torch.maximum(a, b) for a, b in zip(views[::2], views[1::2])]
-    return views[0].relu_() if relu else views[0]  # a new tensor, never x: in place is safe
+    return views[0].relu_() if relu else views[0]  # a new tensor, never an input: in place is safe
 
 
-def coded_max(x: torch.Tensor, dims: int, relu: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return max-pooled x (N, C, *spatial) and, per output, the window position (0..2**dims-1) that gave it.
+def halving_max(x: torch.Tensor, dims: int, relu: bool = False) -> torch.Tensor:
+    """Return F.max_pool{1,2}d(x, 2) of x (N, C, L) or (N, C, H, W), computed as maxima of strided views; relu: ReLU'd."""
+    return max_of_views(window_views(x, dims), relu)
 
-    The position follows PyTorch's rule (a later element wins only if greater, or NaN), so ties
-    resolve as in F.max_pool. The code has x's dtype and the channels-fastest layout, as the values.
-    relu: the maxima are ReLU'd too, and where ReLU stops the gradient (a maximum <= 0) the code is
-    2**dims, a position no window has, so that the gradient is 0 there as nn.ReLU's backward makes it.
+
+def coded_max_of_views(views: list[torch.Tensor], relu: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return the maximum of equally shaped views and, per element, the index of the view that gave it.
+
+    The index follows PyTorch's pooling rule (a later view wins only if greater, or NaN), so ties
+    resolve as in F.max_pool. The code has the views' dtype. relu: the maxima are ReLU'd too, and
+    where ReLU stops the gradient (a maximum <= 0) the code is len(views), an index no view has,
+    so that the gradient is 0 there as nn.ReLU's backward makes it.
     """
-    views = window_views(x.movedim(1, -1), dims, channels_after=True)
     values, code = views[0], torch.zeros_like(views[0])
     for position, view in enumerate(views[1:], 1):
         later_wins = (view > values) | (view != view)  # NaN; isnan() would not vectorise when compiled
@@ -60,6 +63,16 @@ def coded_max(x: torch.Tensor, dims: int, relu: bool = False) -> tuple[torch.Ten
     if relu:  # nn.ReLU keeps NaN and passes its gradient
         passes = (values > 0) | (values != values)
         values, code = torch.where(passes, values, 0.0), torch.where(passes, code, float(len(views)))
+    return values, code
+
+
+def coded_max(x: torch.Tensor, dims: int, relu: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return max-pooled x (N, C, *spatial) and, per output, the window position (0..2**dims-1) that gave it.
+
+    Positions come in PyTorch's scan order, and ties and ReLU are coded as coded_max_of_views
+    codes them. The code has x's dtype and the channels-fastest layout, as the values.
+    """
+    values, code = coded_max_of_views(window_views(x.movedim(1, -1), dims, channels_after=True), relu)
     return values.movedim(-1, 1), code
 
 
@@ -140,10 +153,14 @@ class CompiledPooling:
                       "which is slower on the CPU", RuntimeWarning, stacklevel=3)
 
     @classmethod
+    def pays_back(cls, elements: int) -> bool:
+        """Return True where compiling works and pooling `elements` inputs for the run's training steps repays it."""
+        return cls.failure is None and elements * cls.training_steps >= PAYBACK_ELEMENT_STEPS
+
+    @classmethod
     def applies(cls, x: torch.Tensor, dims: int) -> bool:
         """Return True for a channels-fastest CPU input whose run pays back compiling, if compiling works."""
-        pays_back = x.numel() * cls.training_steps >= PAYBACK_ELEMENT_STEPS
-        return (cls.failure is None and pays_back and x.device.type == "cpu" and x.dim() == dims + 2
+        return (cls.pays_back(x.numel()) and x.device.type == "cpu" and x.dim() == dims + 2
                 and x.stride(1) == 1 and x.shape[1] > 1 and min(x.shape[2:]) >= 2 and not is_compiling())
 
 

@@ -1,0 +1,174 @@
+"""ConvMaxPool: the convolution over blocks gives the layers' values and gradients, and is taken only where it should be."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from common import blockwise
+from common.blockwise import ConvMaxPool, coded_group_max, write_group_gradients
+from common.memory_format import ChannelsLastConv1d, channels_last
+from common.pooling import CompiledPooling
+from common.summary import summarize
+
+
+def integer_layer(conv: nn.Module) -> nn.Module:
+    """Give conv small integer weights and biases in float64, so that every sum is exact and windows hold ties."""
+    generator = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        for parameter in conv.parameters():
+            parameter.copy_(torch.randint(-2, 3, parameter.shape, generator=generator))
+    return conv.double()
+
+
+def integer_input(shape: tuple[int, ...], requires_grad: bool = True) -> torch.Tensor:
+    """Return channels-fastest float64 input of 0s and 1s (one-hot-like: many equal sums, many ties)."""
+    x = channels_last(torch.randint(0, 2, shape, generator=torch.Generator().manual_seed(0)).double())
+    return x.requires_grad_(requires_grad)
+
+
+def layers(block: ConvMaxPool) -> nn.Sequential:
+    """Return the same conv and pooling as plain layers: PyTorch's convolution, max-pooling and ReLU."""
+    pool = F.max_pool1d if block.dims == 1 else F.max_pool2d
+    return lambda x: (F.relu if block[1].relu else (lambda y: y))(pool(block[0](x), 2))
+
+
+def outputs_and_gradients(function, block: ConvMaxPool, x: torch.Tensor) -> list[torch.Tensor]:
+    """Return function(x) and the gradients of x, the weight and the bias for a fixed integer upstream gradient."""
+    x = x.detach().clone().requires_grad_()
+    y = function(x)
+    upstream = torch.randint(-3, 4, y.shape, generator=torch.Generator().manual_seed(1)).to(y.dtype)
+    return [y.detach(), *torch.autograd.grad(y, [x, block[0].weight, block[0].bias], upstream)]
+
+
+CASES = [  # (conv, input shape): odd and even sizes, kernels of odd and even width, 1D and 2D
+    (lambda: ChannelsLastConv1d(4, 6, 5), (3, 4, 200)),
+    (lambda: ChannelsLastConv1d(5, 7, 4), (2, 5, 15)),
+    (lambda: nn.Conv2d(3, 5, 5), (2, 3, 18, 21)),
+    (lambda: nn.Conv2d(4, 6, 3), (2, 4, 11, 10)),
+]
+
+
+@pytest.mark.usefixtures("cxx_compiler")
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("relu", [True, False])
+def test_training_through_blocks_gives_the_layers_values_and_gradients(case, relu, monkeypatch):
+    """Compiled for real: with exact sums and ties everywhere, values and all three gradients are PyTorch's."""
+    monkeypatch.setattr(CompiledPooling, "training_steps", math.inf)
+    monkeypatch.setattr(CompiledPooling, "failure", None)
+    conv, shape = case
+    block = ConvMaxPool(integer_layer(conv()), relu=relu)
+    x = integer_input(shape)
+    assert type(block(x).grad_fn).__name__ == "GroupMaxPoolBackward"
+    got, expected = outputs_and_gradients(block, block, x), outputs_and_gradients(layers(block), block, x)
+    for value, reference in zip(got, expected):
+        assert torch.equal(value, reference)
+    assert CompiledPooling.failure is None
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_prediction_through_blocks_gives_the_layers_values(case, monkeypatch):
+    """At inference the blocks are taken without compiling (here for every channel count, to test each shape)."""
+    monkeypatch.setitem(blockwise.BLOCKS_MAX_CHANNELS, "inference", 8)
+    conv, shape = case
+    block = ConvMaxPool(integer_layer(conv()))
+    x = integer_input(shape, requires_grad=False)
+    with torch.no_grad():
+        assert block.takes_blocks(x)
+        assert torch.equal(block(x), layers(block)(x))
+
+
+def test_the_group_pooling_functions_resolve_ties_zeros_and_nan_as_max_pool():
+    """The functions GroupMaxPool compiles, run as they are, against max-pooling of the same windows laid out in space."""
+    windows = torch.randint(-2, 3, (2, 3, 10), generator=torch.Generator().manual_seed(0)).float()
+    windows[0, 0, :2] = float("nan")  # NaN first and second in two windows
+    windows[1, 2, 3] = float("nan")
+    windows = windows.requires_grad_()
+    expected = F.relu(F.max_pool1d(windows, 2))  # windows of 2 along the length
+    groups = torch.cat([windows[:, :, 0::2], windows[:, :, 1::2]], dim=1)  # the same windows as 2 channel groups
+    values, code = coded_group_max(channels_last(groups), 2, relu=True)
+    assert torch.equal(values.isnan(), expected.isnan()) and torch.equal(values.nan_to_num(), expected.nan_to_num())
+    upstream = torch.randn(expected.shape, generator=torch.Generator().manual_seed(1))
+    (expected_grad,) = torch.autograd.grad(expected, windows, upstream)
+    out = torch.empty(2, 5 * 2, 3)
+    write_group_gradients(out, channels_last(upstream).movedim(1, -1), code)
+    grad = out.view(2, 5, 2 * 3).movedim(-1, 1)  # (N, groups * C, positions)
+    assert torch.equal(grad[:, :3], expected_grad[:, :, 0::2]) and torch.equal(grad[:, 3:], expected_grad[:, :, 1::2])
+
+
+def test_a_group_pooling_backward_that_fails_to_compile_still_gives_the_layers_gradients(monkeypatch):
+    def forward_only(function):
+        if function is blockwise.write_group_gradients:
+            def fail(*args):
+                raise RuntimeError("compile error")
+            return fail
+        return function
+
+    monkeypatch.setattr(CompiledPooling, "training_steps", math.inf)
+    monkeypatch.setattr(CompiledPooling, "failure", None)
+    monkeypatch.setattr(CompiledPooling, "compiled", forward_only)
+    block = ConvMaxPool(integer_layer(nn.Conv2d(3, 4, 3)))
+    x = integer_input((2, 3, 9, 8))
+    with pytest.warns(RuntimeWarning, match="compile error"):
+        got = outputs_and_gradients(block, block, x)
+    for value, reference in zip(got, outputs_and_gradients(layers(block), block, x)):
+        assert torch.equal(value, reference)
+
+
+def test_blocks_are_taken_only_where_they_pay_and_nothing_watches_the_layers(monkeypatch):
+    block = ConvMaxPool(nn.Conv2d(3, 8, 5))
+    frames = channels_last(torch.rand(2, 3, 20, 24))
+    with torch.no_grad():
+        assert block.takes_blocks(frames)
+        assert not block.takes_blocks(frames.contiguous())  # channels-first: the layers
+        assert not ConvMaxPool(nn.Conv2d(4, 8, 5)).takes_blocks(channels_last(torch.rand(2, 4, 20, 24)))
+        assert not ConvMaxPool(nn.Conv2d(3, 8, 5, stride=2)).takes_blocks(frames)
+        assert not ConvMaxPool(nn.Conv2d(3, 8, 5, padding=2)).takes_blocks(frames)
+        assert not block.takes_blocks(frames[:, :, :5])  # no pooled output
+    assert CompiledPooling.training_steps == 0 and not block.takes_blocks(frames)  # training outside a long run
+    monkeypatch.setattr(CompiledPooling, "training_steps", math.inf)
+    assert block.takes_blocks(frames)
+    assert not ConvMaxPool(ChannelsLastConv1d(48, 64, 5)).takes_blocks(channels_last(torch.rand(2, 48, 30)))
+    seen = []
+    handle = block[0].register_forward_hook(lambda module, inputs, output: seen.append(output.shape))
+    assert not block.takes_blocks(frames)
+    block(frames)
+    handle.remove()
+    assert seen == [(2, 8, 16, 20)]  # a hook on the convolution sees its whole output
+
+
+def test_a_model_summary_still_lists_the_convolution_and_the_pooling():
+    """The summary hooks every layer: the image CNN's first block (3 colours, channels-fastest) runs as its layers."""
+    from common.classifier import Classifier
+    from rickmorty.models import CourseCNN
+
+    text = summarize(Classifier(CourseCNN(), ["no", "yes"], channels_last=True), (3, 90, 160))
+    assert "backbone.features.0.0 (Conv2d)" in text and "(None, 20, 86, 156)" in text
+    assert "backbone.features.0.1 (HalvingMaxPool)" in text
+
+
+@pytest.mark.usefixtures("cxx_compiler")
+def test_the_course_cnns_keep_their_parameters_and_train_as_their_layers_do_in_bf16(monkeypatch):
+    """Same state dict keys; in bf16 autocast, outputs and gradients match the layers' up to rounding."""
+    from motifs.models import CourseCNN as MotifCNN
+    from rickmorty.models import CourseCNN as ImageCNN
+
+    monkeypatch.setattr(CompiledPooling, "training_steps", math.inf)
+    for model, x in ((MotifCNN(), F.one_hot(torch.randint(0, 4, (8, 200)), 4).float().transpose(1, 2)),
+                     (ImageCNN(), torch.rand(4, 3, 90, 160))):
+        assert {"features.0.0.weight", "features.1.0.bias"} <= set(model.state_dict())
+        x = channels_last(x)
+        results = []
+        for takes_blocks in (True, False):
+            monkeypatch.setattr(ConvMaxPool, "takes_blocks", lambda self, x, taken=takes_blocks: taken)
+            model.zero_grad()
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                out = model.features(x)
+            out.float().square().sum().backward()
+            results.append((out.float(), model.features[0][0].weight.grad.clone()))
+        (out, grad), (expected_out, expected_grad) = results
+        assert torch.allclose(out, expected_out, rtol=0.02, atol=0.02)
+        assert torch.allclose(grad, expected_grad, rtol=0.05, atol=0.05 * expected_grad.abs().max().item())
