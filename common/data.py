@@ -80,13 +80,26 @@ class BatchTensors(Dataset):
         if indices and list(indices) == list(range(indices[0], indices[0] + len(indices))):
             return self._rows(indices[0], indices[0] + len(indices))
         index = torch.as_tensor(indices, device=self.tensors[0].device)  # a GPU index for data held there
-        # index_select copies whole rows; t[index] went element by element (100 uint8 frames: 1.2 ms -> 0.13 ms).
-        return tuple(t.index_select(0, index) for t in self.tensors)
+        return tuple(gather_rows(t, index) for t in self.tensors)
 
     def _rows(self, start: int, stop: int) -> tuple[torch.Tensor, ...]:
         rows = tuple(t[start:stop] for t in self.tensors)
         # From a DataLoader worker a view would ship its whole storage (the data set) to the main process.
         return rows if get_worker_info() is None else tuple(r.clone() for r in rows)
+
+
+def gather_rows(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Return the rows `index` of t, whole rows copied at once, in t's own memory layout (channels-fastest stays so).
+
+    index_select copies whole rows; t[index] went element by element (100 uint8 frames: 1.2 ms ->
+    0.13 ms). On a permuted view it reads strided and writes the default layout: 1,000 DNA windows
+    held channels-fastest took ~2 ms and a copy back; gathered from the dense memory underneath, ~0.05 ms.
+    """
+    order = sorted(range(1, t.dim()), key=lambda dim: -t.stride(dim))
+    dense = t.permute(0, *order)
+    if order == sorted(order) or not dense.is_contiguous():
+        return t.index_select(0, index)
+    return dense.index_select(0, index).permute(0, *(order.index(dim) + 1 for dim in range(1, t.dim())))
 
 
 def keep_batch(batch):

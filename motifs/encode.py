@@ -53,8 +53,12 @@ def check_no_spaces(name: str, sequence: str) -> None:
 
 
 def one_hot(codes: np.ndarray) -> torch.Tensor:
-    """Return one-hot DNA, shape (N, 4, L) float32, from (N, L) codes; unknown bases are all-zero columns."""
-    return torch.from_numpy(_ONE_HOT[codes]).transpose(1, 2).contiguous()
+    """Return one-hot DNA, shape (N, 4, L) float32, from (N, L) codes; unknown bases are all-zero columns.
+
+    The memory is channels-fastest ((N, L, 4) underneath), the layout the CNNs run in on the CPU:
+    batches gathered from it need no copy into that layout (BatchTensors keeps it).
+    """
+    return torch.from_numpy(_ONE_HOT[codes]).transpose(1, 2)
 
 
 def encode(sequences: list[str], names: list[str] | None = None) -> torch.Tensor:

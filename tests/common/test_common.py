@@ -61,6 +61,18 @@ def test_unshuffled_batches_are_views_and_shuffled_ones_are_gathered():
     assert sorted(torch.cat([b[0] for b in shuffled])[:, 0].tolist()) == x[:, 0].tolist()
 
 
+
+def test_gathered_batches_keep_the_layout_of_their_data():
+    """Channels-fastest DNA windows (one_hot's layout) and NHWC frames come out of a shuffled gather as they are held."""
+    from motifs.encode import one_hot
+
+    windows = one_hot(np.random.default_rng(0).integers(0, 4, (30, 12)))
+    frames = torch.rand(30, 3, 4, 5).contiguous(memory_format=torch.channels_last)
+    rows = [9, 2, 17, 2]
+    got_windows, got_frames = BatchTensors(windows, frames).__getitems__(rows)
+    assert windows.stride(1) == 1 and got_windows.stride() == (48, 1, 4) and torch.equal(got_windows, windows[rows])
+    assert got_frames.is_contiguous(memory_format=torch.channels_last) and torch.equal(got_frames, frames[rows])
+
 def test_device_and_precision_choice():
     assert resolve_accelerator("cpu") == "cpu"
     assert resolve_accelerator("gpu") == "cuda"
