@@ -2,18 +2,41 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import inspect
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from common.checkpoints import class_path, import_class, read_checkpoint, rebuild_args
 from common.errors import ConfigError, DataError, DeepBioError
 from common.plots import plot_training_curves
 from common.summary import summarize
 from common.trainer import build_trainer
+
+
+class ConciseErrorParser(LightningArgumentParser):
+    """LightningArgumentParser whose errors are one line and a tip, with a suggestion for a misspelled option.
+
+    jsonargparse printed the subcommand's whole usage first (~55 lines for rickmorty's fit), which
+    pushed the error itself out of sight; `--help` still lists every setting.
+    """
+
+    def print_usage(self, file=None) -> None:
+        """Print nothing: an error names the problem and `--help` gives the usage."""
+
+    def error(self, message: str, ex: Exception | None = None):
+        """Exit with the message (and the closest known option for each unrecognized one)."""
+        parser = getattr(ex, "subcommand_parser", None) or self
+        unknown = re.findall(r"--[\w.]+", message) if message.startswith("unrecognized arguments") else []
+        known = [option for option in parser._option_string_actions if option.startswith("--")]
+        close = [match for option in unknown for match in difflib.get_close_matches(option, known, n=1)]
+        if close:
+            message += f" (did you mean {', '.join(close)}?)"
+        super().error(message, ex)
 
 
 class DeepBioCLI(LightningCLI):
@@ -30,6 +53,7 @@ class DeepBioCLI(LightningCLI):
         self.links = links
         kwargs.setdefault("seed_everything_default", 0)
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
+        kwargs.setdefault("parser_class", ConciseErrorParser)
         kwargs["parser_kwargs"] = {"prog": command, "allow_abbrev": False, **kwargs.get("parser_kwargs", {})}
         super().__init__(model_class, datamodule_class, trainer_class=build_trainer, **kwargs)
 

@@ -24,6 +24,16 @@ def test_every_config_parses(config, capsys):
     assert "class_path: common.classifier.Classifier" in capsys.readouterr().out
 
 
+
+def test_a_misspelled_setting_is_one_error_line_with_the_setting_meant(capsys):
+    """No screenful of usage before the error: the message, the closest setting and how to list them all."""
+    with pytest.raises(SystemExit) as stop:
+        main(["fit", "--config", str(CONFIGS / "cnn_synthetic.yaml"), "--trainer.max_epoch", "3"])
+    assert stop.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == ["tip: For details of accepted options run: python -m rickmorty fit --help",
+                     "error: unrecognized arguments: --trainer.max_epoch 3 (did you mean --trainer.max_epochs?)"]
+
 def test_fit_then_predict_writes_the_predictions_contract(tmp_path, frame_tree):
     common = ["--config", str(CONFIGS / "cnn_synthetic.yaml"), "--trainer.default_root_dir", str(tmp_path),
               "--trainer.enable_progress_bar", "false"]
