@@ -28,15 +28,16 @@ class ConciseErrorParser(LightningArgumentParser):
     def print_usage(self, file=None) -> None:
         """Print nothing: an error names the problem and `--help` gives the usage."""
 
-    def error(self, message: str, ex: Exception | None = None):
+    def error(self, message: str, *args, **kwargs):
         """Exit with the message (and the closest known option for each unrecognized one)."""
+        ex = kwargs.get("ex", args[0] if args else None)  # newer jsonargparse versions pass the exception
         parser = getattr(ex, "subcommand_parser", None) or self
         unknown = re.findall(r"--[\w.]+", message) if message.startswith("unrecognized arguments") else []
         known = [option for option in parser._option_string_actions if option.startswith("--")]
         close = [match for option in unknown for match in difflib.get_close_matches(option, known, n=1)]
         if close:
             message += f" (did you mean {', '.join(close)}?)"
-        super().error(message, ex)
+        super().error(message, *args, **kwargs)
 
 
 class DeepBioCLI(LightningCLI):
