@@ -104,3 +104,14 @@ def test_one_process_rows_follow_their_indices_or_else_the_file_order(tmp_path):
     PredictionsCSV().write_on_epoch_end(trainer, model, predictions, [[]])  # indices not tracked: file order
     assert (tmp_path / "predictions.csv").read_text().splitlines()[1:] == ["a,0.300000,x", "b,0.100000,x",
                                                                            "c,0.200000,x"]
+
+
+def test_indices_that_do_not_cover_the_predicted_rows_stop_the_writer(tmp_path):
+    """Under DDP (or any loader that tracks fewer indices than rows) rows could not be matched to ids: refused."""
+    trainer = SimpleNamespace(world_size=1, is_global_zero=True, log_dir=str(tmp_path),
+                              datamodule=SimpleNamespace(predict_id_column="name", predict_ids=["a", "b", "c"]))
+    model = SimpleNamespace(output_names=["yes"], hard_labels=lambda probs: ["x"] * len(probs))
+    predictions = [torch.tensor([[0.3], [0.1]]), torch.tensor([[0.2]])]
+    with pytest.raises(RuntimeError, match="2 dataset indices for 3 predicted rows, so rows cannot be matched"):
+        PredictionsCSV().write_on_epoch_end(trainer, model, predictions, [[[2, 0]]])
+    assert not (tmp_path / "predictions.csv").exists()
