@@ -6,8 +6,10 @@ made from each original one, gives all of a window's outputs as channels of one 
 the pooling becomes a maximum over channel groups. oneDNN runs this form faster where the
 convolution reads few channels: the course image CNN trains ~15% and predicts ~12% faster, the
 motif CNN trains ~9% faster (benchmarks/README.md).
-Same parameters and state dict as nn.Sequential(conv, HalvingMaxPool); same values and
-gradients up to float rounding (the products are summed in another order).
+Same parameters and state dict as nn.Sequential(conv, HalvingMaxPool); for finite inputs the same
+values and gradients up to float rounding (the products are summed in another order). An inf or
+NaN input element also meets the zero taps of the block filters (0 x inf is NaN), so it spreads to
+neighbouring outputs that the layers would keep finite.
 """
 from __future__ import annotations
 
@@ -124,8 +126,8 @@ class ConvMaxPool(nn.Sequential):
     The blocks are taken for channels-fastest CPU input to a 'valid', unstrided convolution that
     reads at most BLOCKS_MAX_CHANNELS channels: in training where the run pays back compiling the
     pooling (CompiledPooling), at inference without that condition. Otherwise, or
-    where a hook watches the convolution or the pooling (a model summary, feature maps), the two
-    layers run as they are.
+    where a forward or backward hook watches the convolution or the pooling (a model summary,
+    feature maps), the two layers run as they are.
     """
 
     def __init__(self, conv: nn.Conv1d | nn.Conv2d, relu: bool = True) -> None:
@@ -138,8 +140,8 @@ class ConvMaxPool(nn.Sequential):
         if not self.takes_blocks(x):
             return super().forward(x)
         conv, pool = self[0], self[1]
-        if torch.is_autocast_enabled("cpu"):  # cast before the 2D block copy: it then moves half the bytes
-            x = x.to(torch.get_autocast_dtype("cpu"))
+        if torch.is_autocast_enabled("cpu") and x.is_floating_point() and x.dtype != torch.float64:
+            x = x.to(torch.get_autocast_dtype("cpu"))  # as autocast would, before the 2D block copy: half the bytes
         weight = channels_last(blockwise_weight(conv.weight))
         bias = None if conv.bias is None else conv.bias.repeat(2 ** self.dims)
         blocks = space_to_depth(x, conv.kernel_size)
@@ -163,14 +165,20 @@ class ConvMaxPool(nn.Sequential):
         if not (plain and x.device.type == "cpu" and x.dim() == self.dims + 2 and x.stride(1) == 1
                 and all(size > k for size, k in zip(x.shape[2:], conv.kernel_size)) and not is_compiling()):
             return False
-        if any(layer._forward_hooks or layer._forward_pre_hooks for layer in self) or hooked_globally():
+        if any(hooked(layer) for layer in self) or hooked_globally():
             return False
-        if torch.is_grad_enabled() and (x.requires_grad or conv.weight.requires_grad):
+        if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in conv.parameters())):
             outputs = len(x) * conv.out_channels * math.prod(size - k + 1 for size, k in zip(x.shape[2:], conv.kernel_size))
             return conv.in_channels <= BLOCKS_MAX_CHANNELS["training"] and CompiledPooling.pays_back(outputs)
         return conv.in_channels <= BLOCKS_MAX_CHANNELS["inference"]
 
 
+def hooked(layer: nn.Module) -> bool:
+    """Return True where a forward or backward hook watches `layer`."""
+    return bool(layer._forward_hooks or layer._forward_pre_hooks or layer._backward_hooks or layer._backward_pre_hooks)
+
+
 def hooked_globally() -> bool:
-    """Return True where a forward hook is registered for every module (nn.modules.module's global hooks)."""
-    return bool(torch_module._global_forward_hooks or torch_module._global_forward_pre_hooks)
+    """Return True where a forward or backward hook is registered for every module (nn.modules.module's global hooks)."""
+    return bool(torch_module._global_forward_hooks or torch_module._global_forward_pre_hooks
+                or torch_module._global_backward_hooks or torch_module._global_backward_pre_hooks)

@@ -32,7 +32,7 @@ class ConciseErrorParser(LightningArgumentParser):
         """Exit with the message (and the closest known option for each unrecognized one)."""
         ex = kwargs.get("ex", args[0] if args else None)  # newer jsonargparse versions pass the exception
         parser = getattr(ex, "subcommand_parser", None) or self
-        unknown = re.findall(r"--[\w.]+", message) if message.startswith("unrecognized arguments") else []
+        unknown = re.findall(r"--[\w.-]+", message) if message.startswith("unrecognized arguments") else []
         known = [option for option in parser._option_string_actions if option.startswith("--")]
         close = [match for option in unknown for match in difflib.get_close_matches(option, known, n=1)]
         if close:

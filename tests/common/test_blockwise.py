@@ -140,6 +140,31 @@ def test_blocks_are_taken_only_where_they_pay_and_nothing_watches_the_layers(mon
     assert seen == [(2, 8, 16, 20)]  # a hook on the convolution sees its whole output
 
 
+
+def test_a_backward_hook_and_a_trainable_bias_keep_the_layers(monkeypatch):
+    """A backward hook fires as on the layers; a bias-only fine-tune outside a long run compiles nothing."""
+    block = ConvMaxPool(nn.Conv2d(3, 4, 3))
+    frames = channels_last(torch.rand(2, 3, 9, 8))
+    block[0].weight.requires_grad_(False)  # only the bias trains: still training, so no compiling at steps 0
+    assert type(block(frames).grad_fn).__name__ != "GroupMaxPoolBackward" and not block.takes_blocks(frames)
+    block[0].weight.requires_grad_(True)
+    monkeypatch.setattr(CompiledPooling, "training_steps", math.inf)
+    fired = []
+    handle = block[0].register_full_backward_hook(lambda module, grad_in, grad_out: fired.append(module))
+    block(frames.requires_grad_()).sum().backward()
+    handle.remove()
+    assert fired == [block[0]]
+
+
+def test_a_float64_block_under_bf16_autocast_stays_float64():
+    """Autocast leaves float64 alone; so does the block form (it casts only what autocast would)."""
+    block = ConvMaxPool(integer_layer(nn.Conv2d(3, 4, 3)))
+    x = integer_input((2, 3, 9, 8), requires_grad=False)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert block.takes_blocks(x)
+        out = block(x)
+    assert out.dtype == torch.float64 and torch.equal(out, layers(block)(x))
+
 def test_a_model_summary_still_lists_the_convolution_and_the_pooling():
     """The summary hooks every layer: the image CNN's first block (3 colours, channels-fastest) runs as its layers."""
     from common.classifier import Classifier

@@ -33,6 +33,9 @@ def test_a_misspelled_setting_is_one_error_line_with_the_setting_meant(capsys):
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines == ["tip: For details of accepted options run: python -m rickmorty fit --help",
                      "error: unrecognized arguments: --trainer.max_epoch 3 (did you mean --trainer.max_epochs?)"]
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", str(CONFIGS / "cnn_synthetic.yaml"), "--trainer.max-epochs", "3"])
+    assert "(did you mean --trainer.max_epochs?)" in capsys.readouterr().err
 
 def test_fit_then_predict_writes_the_predictions_contract(tmp_path, frame_tree):
     common = ["--config", str(CONFIGS / "cnn_synthetic.yaml"), "--trainer.default_root_dir", str(tmp_path),
