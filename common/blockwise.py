@@ -19,8 +19,8 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.modules import module as torch_module
 from torch.autograd.function import once_differentiable
+from torch.nn.modules import module as torch_module
 
 from common.memory_format import channels_last
 from common.pooling import CompiledPooling, HalvingMaxPool, coded_max_of_views, is_compiling, max_of_views
@@ -81,7 +81,7 @@ def coded_group_max(y: torch.Tensor, groups: int, relu: bool) -> tuple[torch.Ten
 
 
 def write_group_gradients(out: torch.Tensor, grad: torch.Tensor, code: torch.Tensor) -> None:
-    """Write into out (N, positions * G, C) each group's gradient at every position: grad where the code names it, else 0.
+    """Write into out (N, positions * G, C) each group's gradient per position: grad where the code names it, else 0.
 
     grad and code are (N, *spatial, C). `out` comes with its groups as rows so that the
     compiled pass runs over channels in vectors (flattened groups x channels it did not).
@@ -168,7 +168,8 @@ class ConvMaxPool(nn.Sequential):
         if any(hooked(layer) for layer in self) or hooked_globally():
             return False
         if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in conv.parameters())):
-            outputs = len(x) * conv.out_channels * math.prod(size - k + 1 for size, k in zip(x.shape[2:], conv.kernel_size))
+            conv_sizes = [size - k + 1 for size, k in zip(x.shape[2:], conv.kernel_size)]
+            outputs = len(x) * conv.out_channels * math.prod(conv_sizes)
             return conv.in_channels <= BLOCKS_MAX_CHANNELS["training"] and CompiledPooling.pays_back(outputs)
         return conv.in_channels <= BLOCKS_MAX_CHANNELS["inference"]
 
@@ -179,6 +180,6 @@ def hooked(layer: nn.Module) -> bool:
 
 
 def hooked_globally() -> bool:
-    """Return True where a forward or backward hook is registered for every module (nn.modules.module's global hooks)."""
+    """Return True where a forward or backward hook is registered for every module (global hooks)."""
     return bool(torch_module._global_forward_hooks or torch_module._global_forward_pre_hooks
                 or torch_module._global_backward_hooks or torch_module._global_backward_pre_hooks)

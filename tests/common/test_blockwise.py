@@ -1,4 +1,4 @@
-"""ConvMaxPool: the convolution over blocks gives the layers' values and gradients, and is taken only where it should be."""
+"""ConvMaxPool: the convolution over blocks gives the layers' values and gradients, and runs only where it should."""
 from __future__ import annotations
 
 import math
@@ -82,7 +82,7 @@ def test_prediction_through_blocks_gives_the_layers_values(case, monkeypatch):
 
 
 def test_the_group_pooling_functions_resolve_ties_zeros_and_nan_as_max_pool():
-    """The functions GroupMaxPool compiles, run as they are, against max-pooling of the same windows laid out in space."""
+    """The functions GroupMaxPool compiles, run as they are, against max-pooling of the same windows in space."""
     windows = torch.randint(-2, 3, (2, 3, 10), generator=torch.Generator().manual_seed(0)).float()
     windows[0, 0, :2] = float("nan")  # NaN first and second in two windows
     windows[1, 2, 3] = float("nan")
