@@ -471,7 +471,10 @@ CPU_NOTES = [
     "with HalvingMaxPool, the ReLU after it in the same pass (strided maxima at inference; in training a "
     "compiled kernel, which build_trainer's "
     "default compiles per pooling layer where the run's steps pay it back: the image CNN's first pooling from "
-    "~560 steps of 100 frames, the motif CNN's from ~2,500 steps of 1,000 windows; asked for here, LONG_RUN) and "
+    "~560 steps of 100 frames, the motif CNN's from ~2,500 steps of 1,000 windows; asked for here, LONG_RUN); "
+    "where it compiles, a convolution reading <= 32 channels and its pooling run as one convolution over 2-wide "
+    "input blocks (ConvMaxPool: the motif CNN's two, the image CNN's first two; at inference the image CNN's "
+    "3-colour first one); one-hot windows are held and gathered channels-fastest; "
     "dense layers predict big fp32 products through oneDNN on AMD CPUs (OneDnnLinear).",
     "The first training step of every project run (first_step_s in the .json) includes compiling the pooling "
     "kernels, or loading them from inductor's disk cache; it is a warm-up step, as keras' tracing is.",
