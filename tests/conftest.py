@@ -45,3 +45,23 @@ def cxx_compiler() -> str:
         return get_cpp_compiler()
     except Exception as error:  # inductor raises its own InvalidCxxCompiler
         unavailable(f"compiled max-pooling needs a C++ compiler ({type(error).__name__})")
+
+
+@pytest.fixture
+def failing_compile(monkeypatch):
+    """Return a function that makes compiling `function` fail (others run as they are) in a long training run."""
+    from common.pooling import CompiledPooling
+
+    def fail_for(function):
+        def compiled(candidate):
+            if candidate is function:
+                def fail(*args):
+                    raise RuntimeError("compile error")
+                return fail
+            return candidate
+
+        monkeypatch.setattr(CompiledPooling, "training_steps", float("inf"))
+        monkeypatch.setattr(CompiledPooling, "failure", None)
+        monkeypatch.setattr(CompiledPooling, "compiled", compiled)
+
+    return fail_for

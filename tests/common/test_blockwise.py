@@ -99,17 +99,8 @@ def test_the_group_pooling_functions_resolve_ties_zeros_and_nan_as_max_pool():
     assert torch.equal(grad[:, :3], expected_grad[:, :, 0::2]) and torch.equal(grad[:, 3:], expected_grad[:, :, 1::2])
 
 
-def test_a_group_pooling_backward_that_fails_to_compile_still_gives_the_layers_gradients(monkeypatch):
-    def forward_only(function):
-        if function is blockwise.write_group_gradients:
-            def fail(*args):
-                raise RuntimeError("compile error")
-            return fail
-        return function
-
-    monkeypatch.setattr(CompiledPooling, "training_steps", math.inf)
-    monkeypatch.setattr(CompiledPooling, "failure", None)
-    monkeypatch.setattr(CompiledPooling, "compiled", forward_only)
+def test_a_group_pooling_backward_that_fails_to_compile_still_gives_the_layers_gradients(failing_compile):
+    failing_compile(blockwise.write_group_gradients)
     block = ConvMaxPool(integer_layer(nn.Conv2d(3, 4, 3)))
     x = integer_input((2, 3, 9, 8))
     with pytest.warns(RuntimeWarning, match="compile error"):

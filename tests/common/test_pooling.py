@@ -153,18 +153,9 @@ def test_pooling_falls_back_to_pytorchs_op_with_one_warning_when_compiling_fails
         assert_same_pooling(pooled_with_gradient(HalvingMaxPool(2), x), pooled_with_gradient(MAX_POOL[2], x))
 
 
-def test_a_backward_that_fails_to_compile_still_gives_max_pool_gradients(monkeypatch):
+def test_a_backward_that_fails_to_compile_still_gives_max_pool_gradients(failing_compile):
     """Forward compiled (here: run as is), backward failing: the uncompiled backward gives the same gradient."""
-    def forward_only(function):
-        if function is pooling.write_window_gradients:
-            def fail(*args):
-                raise RuntimeError("compile error")
-            return fail
-        return function
-
-    monkeypatch.setattr(CompiledPooling, "training_steps", math.inf)
-    monkeypatch.setattr(CompiledPooling, "failure", None)
-    monkeypatch.setattr(CompiledPooling, "compiled", forward_only)
+    failing_compile(pooling.write_window_gradients)
     x = tied_input_with_nan((2, 4, 7, 9), torch.float32)
     with pytest.warns(RuntimeWarning, match="compile error"):
         got = pooled_with_gradient(HalvingMaxPool(2), x)
