@@ -5,6 +5,9 @@ import copy
 import json
 import os
 import platform
+import subprocess
+import sys
+from pathlib import Path
 from typing import Callable
 
 import pytest
@@ -166,27 +169,33 @@ def test_a_failed_fit_gives_back_threads_and_heap_settings(tmp_path):
         torch.set_num_threads(before)
 
 
-def page_faults_of_big_allocations(mebibytes: int = 64, times: int = 3) -> int:
-    """Return the minor page faults of allocating, filling and freeing a block `times` times."""
-    import resource  # Unix only: the tests using this skip elsewhere before calling it
+PAGE_FAULT_PROBE = """
+import resource, torch
+from common.cpu_memory import set_heap_reuse
+
+def faults(mebibytes=64, times=3):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(times):
         torch.empty(mebibytes << 20, dtype=torch.uint8).fill_(1)
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 
+faults()
+fresh = faults()
+assert set_heap_reuse(True)
+faults()  # the heap grows once
+print(fresh, min(faults() for _ in range(3)))
+"""
+
 
 def test_heap_reuse_stops_big_blocks_page_faulting_each_time():
+    # A fresh interpreter: in this one, free chunks that earlier tests left inside the heap can serve
+    # a 64 MiB block without any page fault, whatever the mmap threshold says.
     needs_glibc()
-    page_faults_of_big_allocations()
-    fresh = page_faults_of_big_allocations()
-    try:
-        assert set_heap_reuse(True) and heap_reuse_enabled()
-        page_faults_of_big_allocations()  # the heap grows once
-        # Best of 3: another thread's allocation (a profiler's, an earlier test's) can take the freed block once.
-        reused = min(page_faults_of_big_allocations() for _ in range(3))
-    finally:
-        set_heap_reuse(False)
+    probe = subprocess.run([sys.executable, "-c", PAGE_FAULT_PROBE], capture_output=True, text=True, check=True,
+                           cwd=Path(__file__).resolve().parents[2])
+    fresh, reused = map(int, probe.stdout.split())
     assert fresh >= 3 * 32  # faulted in anew every time: 16,384 pages of 4 KiB each (32 with 2 MiB huge pages)
+    # Best of 3 above: another thread's allocation can take the freed block once.
     assert reused < fresh / 10
 
 
