@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
-from torch.nn.modules import module as torch_module
 
+from common.hooks import hooked, hooked_globally
 from common.memory_format import channels_last
 from common.pooling import CompiledPooling, HalvingMaxPool, coded_max_of_views, is_compiling, max_of_views
 
@@ -172,14 +172,3 @@ class ConvMaxPool(nn.Sequential):
             outputs = len(x) * conv.out_channels * math.prod(conv_sizes)
             return conv.in_channels <= BLOCKS_MAX_CHANNELS["training"] and CompiledPooling.pays_back(outputs)
         return conv.in_channels <= BLOCKS_MAX_CHANNELS["inference"]
-
-
-def hooked(layer: nn.Module) -> bool:
-    """Return True where a forward or backward hook watches `layer`."""
-    return bool(layer._forward_hooks or layer._forward_pre_hooks or layer._backward_hooks or layer._backward_pre_hooks)
-
-
-def hooked_globally() -> bool:
-    """Return True where a forward or backward hook is registered for every module (global hooks)."""
-    return bool(torch_module._global_forward_hooks or torch_module._global_forward_pre_hooks
-                or torch_module._global_backward_hooks or torch_module._global_backward_pre_hooks)

@@ -1,4 +1,4 @@
-"""Dense layers that predict in float32 through oneDNN on AMD CPUs, where PyTorch's default (MKL) runs at half speed."""
+"""Dense layers that predict big float32 products through oneDNN on x86 CPUs, with the ReLU after them in the same pass."""
 from __future__ import annotations
 
 import functools
@@ -8,6 +8,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from common.hooks import hooked, hooked_globally
 
 
 @functools.cache
@@ -23,42 +25,89 @@ def cpu_vendor() -> str:
 
 @functools.cache
 def onednn_linear_inference() -> bool:
-    """Return True where float32 dense layers should predict through oneDNN: AMD CPUs, with oneDNN built into torch.
+    """Return True where big float32 dense-layer predictions go through oneDNN: x86 CPUs, with oneDNN in torch.
 
-    MKL, which PyTorch uses for float32 matrix products, takes a slow path on AMD CPUs: on this
-    EPYC it multiplies at ~200 GFLOP/s where oneDNN (TensorFlow's library) reaches ~400; the sqrt
-    net's 100->120 layer on 4,096 rows takes 0.50 ms through MKL, 0.28 ms through oneDNN.
+    On AMD CPUs MKL, which PyTorch uses for float32 matrix products, takes a slow path: on an
+    EPYC it multiplied at ~200 GFLOP/s where oneDNN (TensorFlow's library) reaches ~400. On Intel
+    CPUs MKL is as fast, but oneDNN writes a big output once with its ReLU applied, where MKL's
+    product and a separate ReLU pass write it twice (the sqrt net predicting 16,384 rows: 5.5M ->
+    8.2M rows/s on a Xeon).
     """
-    if cpu_vendor() != "AuthenticAMD" or not torch.backends.mkldnn.is_available():
+    if cpu_vendor() not in X86_VENDORS or not torch.backends.mkldnn.is_available():
         return False
     try:  # an internal op of PyTorch's: use it only where it is there and gives F.linear's answer
-        probe = torch.ops.mkldnn._linear_pointwise(torch.ones(2, 3), torch.ones(4, 3), torch.zeros(4), "none", [], "")
+        probe = torch.ops.mkldnn._linear_pointwise(torch.ones(2, 3), -torch.ones(4, 3), torch.zeros(4), "relu", [], "")
     except (AttributeError, RuntimeError):
         return False
-    return bool(torch.equal(probe, torch.full((2, 4), 3.0)))
+    return bool(torch.equal(probe, torch.zeros(2, 4)))
 
 
-# Each oneDNN call spends ~12 us setting up; below ~1M multiply-adds MKL finishes sooner (measured on this EPYC).
+X86_VENDORS = ("AuthenticAMD", "GenuineIntel")
+# Each oneDNN call spends ~12-20 us setting up, where MKL's small products take 3-10 us (measured on an
+# EPYC and a Xeon). On AMD oneDNN pays from ~1M multiply-adds; on Intel only where the output is big
+# (from ~512k values, 2 MiB): there MKL's own speed is oneDNN's, and a 100-row, 43,200-input layer is
+# faster through MKL.
 ONEDNN_MIN_MULTIPLY_ADDS = 1 << 20
+ONEDNN_MIN_OUTPUTS = 1 << 19
+ACTIVATIONS = ("none", "relu")  # the ones oneDNN applies as it writes the output, in this module
 
 
-def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """Return F.linear(x, weight, bias), through oneDNN for big float32 inference products on AMD CPUs.
+def onednn_pays(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Return True where oneDNN computes x @ weight.T faster than MKL on this CPU (by its vendor and the sizes)."""
+    outputs = x.numel() // max(weight.shape[1], 1) * weight.shape[0]
+    if cpu_vendor() == "AuthenticAMD":
+        return outputs * weight.shape[1] >= ONEDNN_MIN_MULTIPLY_ADDS
+    return outputs >= ONEDNN_MIN_OUTPUTS
 
-    Same values up to float rounding. Training (a gradient to compute), autocast, other dtypes,
-    other devices and small products take F.linear.
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
+           activation: str = "none") -> torch.Tensor:
+    """Return activation(F.linear(x, weight, bias)), through oneDNN for big float32 inference products on x86 CPUs.
+
+    `activation` is "none" or "relu"; oneDNN applies it as it writes the output. Same values up to
+    float rounding. Training (a gradient to compute), autocast, other dtypes, other devices and
+    small products take F.linear.
     """
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {ACTIVATIONS}, not {activation!r}")
     no_gradient = not torch.is_grad_enabled() or not (x.requires_grad or weight.requires_grad)
     if (no_gradient and x.device.type == "cpu" and x.dtype == weight.dtype == torch.float32
-            and x.numel() * weight.shape[0] >= ONEDNN_MIN_MULTIPLY_ADDS
-            and not torch.is_autocast_enabled("cpu") and onednn_linear_inference()):
-        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
-    return F.linear(x, weight, bias)
+            and not torch.is_autocast_enabled("cpu") and onednn_linear_inference() and onednn_pays(x, weight)):
+        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, activation, [], "")
+    y = F.linear(x, weight, bias)
+    if activation == "none":
+        return y
+    return y.relu_() if no_gradient else F.relu(y)  # in place where no gradient needs the product
 
 
 class OneDnnLinear(nn.Linear):
-    """nn.Linear (same parameters, same state dict) that predicts in float32 through oneDNN on AMD CPUs (`linear`)."""
+    """nn.Linear (same parameters, same state dict) that predicts big float32 products through oneDNN (`linear`)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return x @ weight.T + bias."""
         return linear(x, self.weight, self.bias)
+
+
+class DenseStack(nn.Sequential):
+    """nn.Sequential (same state dict) whose Linear + ReLU pairs run as one `linear(..., "relu")` call.
+
+    At float32 inference on x86 CPUs each such pair writes its output once, through oneDNN;
+    elsewhere the pair computes what the two layers compute. A pair that a hook watches runs as
+    two layers, so the hooks see what they would.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the layers applied in order."""
+        layers = list(self)
+        i = 0
+        while i < len(layers):
+            layer = layers[i]
+            follower = layers[i + 1] if i + 1 < len(layers) else None
+            if (isinstance(layer, nn.Linear) and type(follower) is nn.ReLU and not hooked(layer)
+                    and not hooked(follower) and not hooked_globally()):
+                x = linear(x, layer.weight, layer.bias, "relu")
+                i += 2
+            else:
+                x = layer(x)
+                i += 1
+        return x

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from common.cpu_linear import OneDnnLinear
+from common.cpu_linear import DenseStack, OneDnnLinear
 from common.errors import DataError
 from common.paths import data_path
 
@@ -376,6 +376,6 @@ def keras_sequential(source: str | Path | KerasModel) -> nn.Sequential:
             layers.append(nn.Dropout(c.get("rate", 0.0)))
         if layer.kind == "Activation" or (layer.kind in WEIGHTED and c.get("activation", "linear") != "linear"):
             layers += _activation(c["activation"])
-    model = nn.Sequential(*layers)
+    model = DenseStack(*layers)  # its Dense + ReLU pairs predict in one pass
     _copy_weights(model, keras)
     return model.eval()

@@ -138,7 +138,7 @@ class RegressionData(L.LightningDataModule):
         predict_step: float | None = None,
         batch_size: int = 32,
         steps_per_execution: int = 16,
-        eval_batch_size: int = 16384,
+        eval_batch_size: int = 65536,
         seed: int = 0,
     ) -> None:
         super().__init__()

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection
 
-from common.cpu_linear import OneDnnLinear
+from common.cpu_linear import DenseStack, OneDnnLinear
 from common.data import StepBatches
 from common.errors import ConfigError
 from common.optim import make_optimizer
@@ -25,7 +25,7 @@ def activation_layer(name: str) -> nn.Module:
 
 
 def dense_stack(n_inputs: int, hidden: list[int], n_outputs: int, activation: str,
-                output_activation: str) -> nn.Sequential:
+                output_activation: str) -> DenseStack:
     """Return Linear+activation layers n_inputs -> hidden... -> n_outputs (keras Dense layers in order)."""
     if any(w <= 0 for w in [n_inputs, n_outputs, *hidden]):
         raise ConfigError(f"layer widths must be positive: inputs {n_inputs}, hidden {hidden}, outputs {n_outputs}")
@@ -34,7 +34,7 @@ def dense_stack(n_inputs: int, hidden: list[int], n_outputs: int, activation: st
     for width_in, width_out in zip(widths, widths[1:]):
         layers += [OneDnnLinear(width_in, width_out), activation_layer(activation)]
     layers += [OneDnnLinear(widths[-1], n_outputs), activation_layer(output_activation)]
-    return nn.Sequential(*layers)
+    return DenseStack(*layers)
 
 
 class DenseRegressor(L.LightningModule):

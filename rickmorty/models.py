@@ -13,7 +13,7 @@ from torch import nn
 from torchvision.models import resnet18
 
 from common.checkpoints import remember_init_args
-from common.cpu_linear import OneDnnLinear
+from common.cpu_linear import DenseStack, OneDnnLinear
 from common.errors import DataError
 from common.blockwise import ConvMaxPool
 from common.pooling import HalvingMaxPool
@@ -37,7 +37,7 @@ class DenseBaseline(nn.Module):
         for n in units:
             layers += [OneDnnLinear(width, n), nn.ReLU()]
             width = n
-        self.layers = nn.Sequential(*layers)
+        self.layers = DenseStack(*layers)
         self.out_features, self.input_shape = width, tuple(input_shape)
         keras_init(self)
 
@@ -97,7 +97,7 @@ class CourseCNN(nn.Module):
         for _ in filters:
             height, width = (height - kernel_size + 1) // 2, (width - kernel_size + 1) // 2
         self.flat_features = filters[-1] * height * width
-        self.dense = nn.Sequential(nn.Flatten(), OneDnnLinear(self.flat_features, dense),
+        self.dense = DenseStack(nn.Flatten(), OneDnnLinear(self.flat_features, dense),
                                    ACTIVATIONS[dense_activation](), nn.Dropout(dropout))
         self.out_features, self.input_shape = dense, tuple(input_shape)
         keras_init(self)  # keras' defaults; PyTorch's smaller default weights make the course net start slowly
