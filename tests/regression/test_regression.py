@@ -100,6 +100,38 @@ def test_grouped_steps_train_to_identical_weights(tmp_path, steps_per_execution)
     assert torch.equal(one, _train_weights(tmp_path / "many", 3, steps_per_execution=steps_per_execution))
 
 
+class CountBackwardPasses(L.Callback):
+    """Count on_before_backward and on_after_backward calls: a callback that listens to the backward passes."""
+
+    def __init__(self):
+        self.before = self.after = 0
+
+    def on_before_backward(self, trainer, pl_module, loss):
+        self.before += 1
+
+    def on_after_backward(self, trainer, pl_module):
+        self.after += 1
+
+
+def test_backward_hooks_fire_at_every_optimiser_step_and_skipping_them_changes_no_weight(tmp_path, monkeypatch):
+    from regression import model as regression_model
+
+    listener = CountBackwardPasses()
+    seed_everything(3)
+    trainer = quiet_trainer(tmp_path / "hooked", max_epochs=2, deterministic=True, callbacks=[listener])
+    assert not regression_model.backward_hooks_unused(trainer)
+    hooked = DenseRegressor()
+    trainer.fit(hooked, RegressionData(n_train=300, n_val=50, seed=3))
+    assert listener.before == listener.after == trainer.global_step == 20  # 16 optimiser steps per Lightning step
+
+    lightning_backward = []
+    monkeypatch.setattr(regression_model.DenseRegressor, "manual_backward",
+                        lambda self, loss: lightning_backward.append(loss.backward()))
+    direct = _train_weights(tmp_path / "direct", 3)  # no callback listens: loss.backward() directly
+    assert lightning_backward == []
+    assert torch.equal(direct, torch.cat([p.detach().flatten() for p in hooked.parameters()]))
+
+
 class RecordOptimizerSteps(L.Callback):
     """Record the epoch of every optimiser step a fit takes (one Lightning batch may hold several)."""
 
