@@ -70,7 +70,8 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     """
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {ACTIVATIONS}, not {activation!r}")
-    no_gradient = not torch.is_grad_enabled() or not (x.requires_grad or weight.requires_grad)
+    no_gradient = not torch.is_grad_enabled() or not any(
+        t is not None and t.requires_grad for t in (x, weight, bias))  # a bias alone may be trained
     if (no_gradient and x.device.type == "cpu" and x.dtype == weight.dtype == torch.float32
             and not torch.is_autocast_enabled("cpu") and onednn_linear_inference() and onednn_pays(x, weight)):
         return torch.ops.mkldnn._linear_pointwise(x, weight, bias, activation, [], "")
@@ -88,6 +89,9 @@ class OneDnnLinear(nn.Linear):
         return linear(x, self.weight, self.bias)
 
 
+FUSABLE_LINEARS = (nn.Linear, OneDnnLinear)  # not subclasses that compute something else in their forward
+
+
 class DenseStack(nn.Sequential):
     """nn.Sequential (same state dict) whose Linear + ReLU pairs run as one `linear(..., "relu")` call.
 
@@ -103,7 +107,7 @@ class DenseStack(nn.Sequential):
         while i < len(layers):
             layer = layers[i]
             follower = layers[i + 1] if i + 1 < len(layers) else None
-            if (isinstance(layer, nn.Linear) and type(follower) is nn.ReLU and not hooked(layer)
+            if (type(layer) in FUSABLE_LINEARS and type(follower) is nn.ReLU and not hooked(layer)
                     and not hooked(follower) and not hooked_globally()):
                 x = linear(x, layer.weight, layer.bias, "relu")
                 i += 2

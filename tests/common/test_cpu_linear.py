@@ -76,6 +76,9 @@ def test_training_autocast_small_products_and_other_cpus_keep_torchs_linear(vend
     layer, x = OneDnnLinear(100, 120), torch.randn(4096, 100)
     assert not ran_onednn(lambda: layer(x).sum().backward())  # a gradient to compute: training
     assert layer.weight.grad is not None
+    layer.weight.requires_grad_(False)  # only the bias trains (frozen weights)
+    assert not ran_onednn(lambda: linear(x, layer.weight, layer.bias, "relu").sum().backward())
+    assert layer.bias.grad is not None
     with torch.no_grad():
         with torch.autocast("cpu", dtype=torch.bfloat16):
             assert not ran_onednn(lambda: layer(x))
@@ -135,6 +138,14 @@ def test_dense_stacks_train_as_sequential_and_run_hooked_layers_one_by_one(vendo
     with torch.no_grad():
         assert onednn_calls(lambda: stack(x)) == {"onednn": 0, "relu": 1}  # the hooked ReLU runs on its own
     assert seen == [(1024, 600)]
+
+    class ScaledLinear(nn.Linear):
+        def forward(self, x):
+            return 2 * super().forward(x)
+
+    scaled = DenseStack(ScaledLinear(4, 600), nn.ReLU())
+    with torch.no_grad():
+        torch.testing.assert_close(scaled(x), nn.Sequential(*scaled)(x))  # its own forward, not fused away
 
 
 def test_linear_names_the_activations_it_can_fuse():
