@@ -70,8 +70,8 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     """
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {ACTIVATIONS}, not {activation!r}")
-    no_gradient = not torch.is_grad_enabled() or not any(
-        t is not None and t.requires_grad for t in (x, weight, bias))  # a bias alone may be trained
+    no_gradient = not torch.is_grad_enabled() or not (  # a bias alone may be trained
+        x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad))
     if (no_gradient and x.device.type == "cpu" and x.dtype == weight.dtype == torch.float32
             and not torch.is_autocast_enabled("cpu") and onednn_linear_inference() and onednn_pays(x, weight)):
         return torch.ops.mkldnn._linear_pointwise(x, weight, bias, activation, [], "")
