@@ -54,7 +54,8 @@ def backward_hooks_unused(trainer: L.Trainer) -> bool:
         return False
     if any(is_overridden(hook, module, L.LightningModule) for hook in (*BACKWARD_HOOKS, "backward")):
         return False
-    return not any(is_overridden(hook, callback, L.Callback) for callback in trainer.callbacks for hook in BACKWARD_HOOKS)
+    return not any(is_overridden(hook, callback, L.Callback)
+                   for callback in trainer.callbacks for hook in BACKWARD_HOOKS)
 
 
 class DenseRegressor(L.LightningModule):

@@ -12,10 +12,10 @@ import torch
 from torch import nn
 from torchvision.models import resnet18
 
+from common.blockwise import ConvMaxPool
 from common.checkpoints import remember_init_args
 from common.cpu_linear import DenseStack, OneDnnLinear
 from common.errors import DataError
-from common.blockwise import ConvMaxPool
 from common.pooling import HalvingMaxPool
 
 ACTIVATIONS = {"linear": nn.Identity, "relu": nn.ReLU}
@@ -98,7 +98,7 @@ class CourseCNN(nn.Module):
             height, width = (height - kernel_size + 1) // 2, (width - kernel_size + 1) // 2
         self.flat_features = filters[-1] * height * width
         self.dense = DenseStack(nn.Flatten(), OneDnnLinear(self.flat_features, dense),
-                                   ACTIVATIONS[dense_activation](), nn.Dropout(dropout))
+                                ACTIVATIONS[dense_activation](), nn.Dropout(dropout))
         self.out_features, self.input_shape = dense, tuple(input_shape)
         keras_init(self)  # keras' defaults; PyTorch's smaller default weights make the course net start slowly
 
