@@ -473,8 +473,8 @@ CPU_NOTES = [
     "default compiles per pooling layer where the run's steps pay it back: the image CNN's first pooling from "
     "~560 steps of 100 frames, the motif CNN's from ~2,500 steps of 1,000 windows; asked for here, LONG_RUN); "
     "where it compiles, a convolution reading <= 32 channels and its pooling run as one convolution over 2-wide "
-    "input blocks (ConvMaxPool: the motif CNN's two, the image CNN's first two; at inference the image CNN's "
-    "3-colour first one); one-hot windows are held and gathered channels-fastest; "
+    "input blocks (ConvMaxPool: the motif CNN's two, the image CNN's first two under bf16; at inference the "
+    "image CNN's 3-colour first one); one-hot windows are held and gathered channels-fastest; "
     "dense layers predict big fp32 products through oneDNN on x86 CPUs, a ReLU after one in the same pass "
     "(OneDnnLinear, DenseStack; the plain loop runs the same modules, so it gains the same); the sqrt net "
     "predicts in RegressionData's batches of 65,536 rows on every path.",

@@ -4,8 +4,8 @@ Every pooling window's 2 (1D) or 2x2 (2D) convolution outputs come from one bloc
 cut into 2-wide blocks (space-to-depth): a convolution over those blocks, with 2**dims filters
 made from each original one, gives all of a window's outputs as channels of one position, and
 the pooling becomes a maximum over channel groups. oneDNN runs this form faster where the
-convolution reads few channels: the course image CNN trains ~15% and predicts ~12% faster, the
-motif CNN trains ~9% faster (benchmarks/README.md).
+convolution reads few channels: the course image CNN trains ~15% (in bf16) and predicts ~12% faster,
+the motif CNN trains ~9% faster (benchmarks/README.md).
 Same parameters and state dict as nn.Sequential(conv, HalvingMaxPool); for finite inputs the same
 values and gradients up to float rounding (the products are summed in another order). An inf or
 NaN input element also meets the zero taps of the block filters (0 x inf is NaN), so it spreads to
@@ -30,6 +30,15 @@ from common.pooling import CompiledPooling, HalvingMaxPool, coded_max_of_views, 
 # (the multi-kernel CNN's second convolution trains 14% slower); at inference for 3 (image CNN 12%),
 # not for 4 (motif CNN 1% slower) or 20.
 BLOCKS_MAX_CHANNELS = {"training": 32, "inference": 3}
+
+
+def blocks_pay_in_training(dims: int) -> bool:
+    """Return True where blocks train faster: 1D convolutions, and 2D ones only under CPU bf16 autocast.
+
+    In float32, on a 2-core AVX2 EPYC without bf16 (session 13), the 2D block convolution trained
+    18-27% slower than the direct one (image CNN's first two layers); 1D blocks still won there.
+    """
+    return dims == 1 or (torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16)
 
 
 def space_to_depth(x: torch.Tensor, kernel_size: tuple[int, ...]) -> torch.Tensor:
@@ -125,7 +134,7 @@ class ConvMaxPool(nn.Sequential):
 
     The blocks are taken for channels-fastest CPU input to a 'valid', unstrided convolution that
     reads at most BLOCKS_MAX_CHANNELS channels: in training where the run pays back compiling the
-    pooling (CompiledPooling), at inference without that condition. Otherwise, or
+    pooling (CompiledPooling) and blocks_pay_in_training, at inference without those conditions. Otherwise, or
     where a forward or backward hook watches the convolution or the pooling (a model summary,
     feature maps), the two layers run as they are.
     """
@@ -170,5 +179,6 @@ class ConvMaxPool(nn.Sequential):
         if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in conv.parameters())):
             conv_sizes = [size - k + 1 for size, k in zip(x.shape[2:], conv.kernel_size)]
             outputs = len(x) * conv.out_channels * math.prod(conv_sizes)
-            return conv.in_channels <= BLOCKS_MAX_CHANNELS["training"] and CompiledPooling.pays_back(outputs)
+            return (conv.in_channels <= BLOCKS_MAX_CHANNELS["training"] and blocks_pay_in_training(self.dims)
+                    and CompiledPooling.pays_back(outputs))
         return conv.in_channels <= BLOCKS_MAX_CHANNELS["inference"]
