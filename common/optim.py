@@ -70,7 +70,7 @@ class DirectFusedAdam(torch.optim.Adam):
             self.torch_step()
         return loss
 
-    step.hooked = True  # torch would wrap it in its profiler record and hooks: torch_step does, where they are asked for
+    step.hooked = True  # keeps torch from wrapping it in its profiler record and hooks: torch_step adds them
 
     def torch_step(self, closure=None):
         """Take torch's own step, profiler record and hooks included."""
