@@ -82,6 +82,8 @@ class DirectFusedAdam(torch.optim.Adam):
     @torch.no_grad()
     def direct_step(self) -> bool:
         """Update every group with torch's fused kernel and return True, or change nothing and return False."""
+        if getattr(self, "grad_scale", None) is not None or getattr(self, "found_inf", None) is not None:
+            return False  # a GradScaler's step: torch's unscales and skips steps with inf gradients
         updates = []
         for group in self.param_groups:
             lists = [], [], [], [], [], []  # params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps
@@ -93,8 +95,6 @@ class DirectFusedAdam(torch.optim.Adam):
                 return False
             if lists[0]:
                 updates.append((group, lists))
-        if getattr(self, "grad_scale", None) is not None or getattr(self, "found_inf", None) is not None:
-            return False
         for group, (params, grads, exp_avgs, exp_avg_sqs, _, steps) in updates:
             kernel = torch._fused_adamw_ if group["decoupled_weight_decay"] else torch._fused_adam_
             torch._foreach_add_(steps, 1)
