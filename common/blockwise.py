@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from common.conv_weight_grad import conv1xk
 from common.hooks import hooked, hooked_globally
 from common.memory_format import channels_last
 from common.pooling import CompiledPooling, HalvingMaxPool, coded_max_of_views, is_compiling, max_of_views
@@ -155,7 +156,7 @@ class ConvMaxPool(nn.Sequential):
         bias = None if conv.bias is None else conv.bias.repeat(2 ** self.dims)
         blocks = space_to_depth(x, conv.kernel_size)
         if self.dims == 1:  # as ChannelsLastConv1d: a (1, k) Conv2d reads channels-fastest input in place
-            y = F.conv2d(blocks.unsqueeze(2), weight.unsqueeze(2), bias).squeeze(2)
+            y = conv1xk(blocks.unsqueeze(2), weight.unsqueeze(2), bias).squeeze(2)
         else:
             y = F.conv2d(blocks, weight, bias)
         if not torch.is_grad_enabled() or not y.requires_grad:

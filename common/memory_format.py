@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from common.conv_weight_grad import conv1xk
 from common.cpu_linear import linear
 
 
@@ -47,13 +48,16 @@ class ChannelsLastConv1d(nn.Conv1d):
 
     PyTorch's Conv1d makes such an input channels-first before its own (1, k) Conv2d and oneDNN
     then makes it channels-last again: two copies of every activation. Same values; the motif
-    CNN predicts ~13% faster, the multi-kernel CNN ~25% (benchmarks/README.md). Other inputs
-    run through nn.Conv1d unchanged.
+    CNN predicts ~13% faster, the multi-kernel CNN ~25% (benchmarks/README.md). Unpadded,
+    unstrided ones train their weight gradient as conv1xk says (common/conv_weight_grad.py).
+    Other inputs run through nn.Conv1d unchanged.
     """
 
     def _conv_forward(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         if x.dim() != 3 or x.stride(1) != 1 or self.padding_mode != "zeros":
             return super()._conv_forward(x, weight, bias)
+        if self.padding in ("valid", (0,)) and self.stride == (1,) and self.dilation == (1,) and self.groups == 1:
+            return conv1xk(x.unsqueeze(2), weight.unsqueeze(2), bias).squeeze(2)
         padding = self.padding if isinstance(self.padding, str) else (0, self.padding[0])
         return F.conv2d(x.unsqueeze(2), weight.unsqueeze(2), bias, (1, self.stride[0]), padding,
                         (1, self.dilation[0]), self.groups).squeeze(2)

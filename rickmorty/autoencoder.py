@@ -10,6 +10,7 @@ from torchmetrics import MeanSquaredError, MetricCollection
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
 from common.checkpoints import accepted_hparams
+from common.conv_weight_grad import ProductGradConvTranspose2d
 from common.errors import ConfigError
 from common.memory_format import channels_last, convolutions_to_channels_last
 from common.optim import make_optimizer
@@ -34,7 +35,7 @@ def course_layers(filters: Sequence[int], k: int) -> tuple[nn.Sequential, nn.Seq
         encoder += [nn.Conv2d(c_in, c_out, k), nn.ReLU()]
     up = list(reversed(filters))
     for c_in, c_out in zip([up[0], *up], up):
-        decoder += [nn.ConvTranspose2d(c_in, c_out, k), nn.ReLU()]
+        decoder += [ProductGradConvTranspose2d(c_in, c_out, k), nn.ReLU()]
     decoder.append(nn.Conv2d(filters[0], 3, k, padding=k // 2))
     return nn.Sequential(*encoder), nn.Sequential(*decoder)
 

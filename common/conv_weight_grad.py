@@ -1,0 +1,162 @@
+"""Convolutions whose weight gradient is computed by matrix products, on CPUs where oneDNN's float32 one is slow.
+
+On a 2-core AVX2 EPYC without bf16 (sessions 13-14) oneDNN's float32 weight gradients ran at a
+third to a half of its forward speed, through the same BLAS as the dense layers:
+- 1D ((1, k) Conv2d on channels-fastest input): each output position's input window copied into
+  one row (the windows overlap: k times the input) and multiplied by the output gradient, in one
+  product. The motif CNN's second (block) convolution: 33 -> 18 ms a batch of 1,000 windows.
+- 2D transposed ((N, C, H, W) channels-last, the autoencoder's 64 -> 64 layer): a window copy
+  would be 25 times the input, so each of the k x k taps is one product of the flattened input,
+  placed on the output grid, with the output gradient shifted by that tap (1.4-1.8 s -> 1.0 s a
+  batch of 32).
+Whole training steps with and without: benchmarks/results/weight_grad_cpu.md.
+The forward pass and the input gradient stay oneDNN's. Only where it measured faster: CPU float32
+outside autocast, unpadded, unstrided convolutions with at least 64 filters (1D: with 16 or 32 the
+long, thin product was slower than oneDNN) or 64 input and output channels (2D: with 20 on either
+side the taps' products were slower).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.autograd.function import once_differentiable
+
+MIN_CHANNELS = 64  # 1D: filters; 2D transposed: input and output channels
+TAP_CHUNK_ROWS = 16384  # rows per product of a tap: a chunk's rows are reread from cache by the k x k taps
+
+
+def window_rows(x: torch.Tensor, kernel_size: int, out_length: int) -> torch.Tensor:
+    """Return (N * out_length, kernel_size * C) rows: each output position's input window, taps then channels.
+
+    x is (N, C, 1, L) with channels varying fastest along L (stride C), as oneDNN reads it.
+    """
+    n, channels = x.shape[0], x.shape[1]
+    windows = x.as_strided((n, out_length, kernel_size * channels), (x.stride(0), channels, 1))
+    return windows.reshape(n * out_length, kernel_size * channels)
+
+
+class Conv1xkWeightGradByProduct(torch.autograd.Function):
+    """F.conv2d(x, weight, bias) for (N, C, 1, L) channels-fastest x; weight gradient as one matrix product."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        """Return the 'valid' convolution (N, O, 1, L - k + 1) through oneDNN, saving x and weight."""
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return F.conv2d(x, weight, bias)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        """Return the gradients of x (oneDNN), weight (window rows^T-product) and bias."""
+        x, weight = ctx.saved_tensors
+        out_channels, in_channels, _, kernel_size = weight.shape
+        grad_x = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.ops.aten.convolution_backward(grad, x, weight, None, [1, 1], [0, 0], [1, 1], False,
+                                                         [0, 0], 1, [True, False, False])[0]
+        rows = grad.permute(0, 2, 3, 1).reshape(-1, out_channels)  # a view where grad is channels-fastest
+        if ctx.needs_input_grad[1]:
+            product = rows.t() @ window_rows(x, kernel_size, grad.shape[-1])  # (O, k * C)
+            # (O, k, C) memory is the channels-fastest (O, C, 1, k) weight layout
+            grad_weight = product.view(out_channels, 1, kernel_size, in_channels).permute(0, 3, 1, 2)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_bias = rows.sum(0)
+        return grad_x, grad_weight, grad_bias
+
+
+def float32_training(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
+    """Return True where a CPU float32 weight gradient is wanted outside autocast and compiling."""
+    return (torch.is_grad_enabled() and weight.requires_grad and x.device.type == "cpu"
+            and x.dtype == weight.dtype == torch.float32 and (bias is None or bias.dtype == torch.float32)
+            and not torch.is_autocast_enabled("cpu") and not torch.compiler.is_compiling())
+
+
+def product_pays(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
+    """Return True where Conv1xkWeightGradByProduct trains this (1, k) convolution faster (see the module)."""
+    return (float32_training(x, weight, bias) and x.dim() == 4 and x.shape[2] == 1 and weight.shape[2] == 1
+            and x.stride(1) == 1 and x.stride(3) == x.shape[1] and x.shape[3] >= weight.shape[3]
+            and weight.shape[0] >= MIN_CHANNELS)
+
+
+def conv1xk(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """Return F.conv2d(x, weight, bias) ('valid', unstrided) for (N, C, 1, L) x; in training, the gradient as the module says."""
+    if product_pays(x, weight, bias):
+        return Conv1xkWeightGradByProduct.apply(x, weight, bias)
+    return F.conv2d(x, weight, bias)
+
+
+def shifted_tap_products(a: torch.Tensor, b: torch.Tensor, row_width: int, kernel_size: tuple[int, int]) -> torch.Tensor:
+    """Return (kh, kw, A, B): for every tap (i, j), the sum over rows r of a[r]^T b[r + i * row_width + j].
+
+    a (R, A) and b (R, B) are rows of one flattened channels-last grid `row_width` wide; rows past
+    the end are taken as zero. Chunks of rows go through all taps while they are in cache.
+    """
+    rows = len(a)
+    out = a.new_zeros(*kernel_size, a.shape[1], b.shape[1])
+    for start in range(0, rows, TAP_CHUNK_ROWS):
+        for i in range(kernel_size[0]):
+            for j in range(kernel_size[1]):
+                shift = i * row_width + j
+                stop = min(start + TAP_CHUNK_ROWS, rows - shift)
+                if stop > start:
+                    out[i, j].addmm_(a[start:stop].t(), b[start + shift:stop + shift])
+    return out
+
+
+def on_grid(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Return channels-last x (N, C, h, w) as rows (N * height * width, C) of a larger grid, zero outside x."""
+    n, channels, h, w = x.shape
+    grid = x.new_empty(n, height, width, channels)
+    grid[:, h:].zero_()
+    grid[:, :h, w:].zero_()
+    grid[:, :h, :w] = x.permute(0, 2, 3, 1)
+    return grid.view(-1, channels)
+
+
+class ConvTranspose2dWeightGradByProducts(torch.autograd.Function):
+    """F.conv_transpose2d(x, weight, bias) (unstrided, unpadded); weight gradient as shifted_tap_products."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        """Return the transposed convolution (N, O, H + kh - 1, W + kw - 1) through oneDNN, saving x and weight."""
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return F.conv_transpose2d(x, weight, bias)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        """Return the gradients of x (oneDNN), weight (tap products) and bias."""
+        x, weight = ctx.saved_tensors
+        grad_x = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.ops.aten.convolution_backward(grad, x, weight, None, [1, 1], [0, 0], [1, 1], True,
+                                                         [0, 0], 1, [True, False, False])[0]
+        rows = grad.permute(0, 2, 3, 1).reshape(-1, grad.shape[1])  # a view where grad is channels-last
+        if ctx.needs_input_grad[1]:
+            # output (h + i, w + j) gets input (h, w) through tap (i, j): the input on the output's grid, shifted
+            height, width = grad.shape[2:]
+            taps = shifted_tap_products(on_grid(x, height, width), rows, width, tuple(weight.shape[2:]))
+            grad_weight = taps.permute(2, 3, 0, 1)  # (C_in, C_out, kh, kw), as the weight
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_bias = rows.sum(0)
+        return grad_x, grad_weight, grad_bias
+
+
+class ProductGradConvTranspose2d(nn.ConvTranspose2d):
+    """nn.ConvTranspose2d (same parameters and state dict) whose weight gradient is tap products where they pay."""
+
+    def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+        """Return the transposed convolution of x (N, C, H, W)."""
+        if output_size is None and self.products_pay(x):
+            return ConvTranspose2dWeightGradByProducts.apply(x, self.weight, self.bias)
+        return super().forward(x, output_size)
+
+    def products_pay(self, x: torch.Tensor) -> bool:
+        """Return True where the weight gradient by tap products trains faster (see the module)."""
+        plain = (self.stride == (1, 1) and self.padding == (0, 0) and self.output_padding == (0, 0)
+                 and self.dilation == (1, 1) and self.groups == 1 and self.padding_mode == "zeros")
+        return (plain and min(self.in_channels, self.out_channels) >= MIN_CHANNELS and x.dim() == 4
+                and x.is_contiguous(memory_format=torch.channels_last) and float32_training(x, self.weight, self.bias))

@@ -1,0 +1,150 @@
+"""Convolutions whose weight gradient is matrix products: PyTorch's gradients, taken only where measured to pay."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from common.blockwise import ConvMaxPool
+from common import conv_weight_grad
+from common.conv_weight_grad import ProductGradConvTranspose2d, window_rows
+from common.memory_format import ChannelsLastConv1d, channels_last
+from common.pooling import CompiledPooling
+
+PRODUCT = "Conv1xkWeightGradByProductBackward"
+TAP_PRODUCTS = "ConvTranspose2dWeightGradByProductsBackward"
+
+
+def integer_conv(in_channels: int, out_channels: int, kernel_size: int, **kwargs) -> ChannelsLastConv1d:
+    """Return a float32 ChannelsLastConv1d with small integer weights and biases: every sum below is exact."""
+    conv = ChannelsLastConv1d(in_channels, out_channels, kernel_size, **kwargs)
+    generator = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for parameter in conv.parameters():
+            parameter.copy_(torch.randint(-2, 3, parameter.shape, generator=generator))
+    return conv
+
+
+def integer_transposed(in_channels: int, out_channels: int, kernel_size: int, **kwargs) -> ProductGradConvTranspose2d:
+    """Return a float32 ProductGradConvTranspose2d with small integer weights and biases: every sum below is exact."""
+    conv = ProductGradConvTranspose2d(in_channels, out_channels, kernel_size, **kwargs)
+    generator = torch.Generator().manual_seed(4)
+    with torch.no_grad():
+        for parameter in conv.parameters():
+            parameter.copy_(torch.randint(-2, 3, parameter.shape, generator=generator))
+    return conv
+
+
+def integer_input(shape: tuple[int, ...]) -> torch.Tensor:
+    """Return channels-fastest float32 0s and 1s that need a gradient."""
+    generator = torch.Generator().manual_seed(0)
+    return channels_last(torch.randint(0, 2, shape, generator=generator).float()).requires_grad_()
+
+
+def backward_nodes(y: torch.Tensor) -> set[str]:
+    """Return the names of every node of y's backward graph."""
+    names, todo = set(), [y.grad_fn]
+    while todo:
+        node = todo.pop()
+        if node is not None and type(node).__name__ not in names:
+            names.add(type(node).__name__)
+            todo += [parent for parent, _ in node.next_functions]
+    return names
+
+
+def gradients(function, conv: nn.Module, x: torch.Tensor) -> tuple[set[str], list[torch.Tensor]]:
+    """Return function(x)'s backward node names, the output and the gradients of x, weight and bias."""
+    x = x.detach().clone().requires_grad_()
+    y = function(x)
+    upstream = torch.randint(-3, 4, y.shape, generator=torch.Generator().manual_seed(1)).float()
+    return backward_nodes(y), [y.detach(), *torch.autograd.grad(y, [x, conv.weight, conv.bias], upstream)]
+
+
+def test_the_product_gives_pytorchs_values_and_gradients_exactly():
+    """64 filters in float32: the product path is taken, and with exact sums every value is nn.Conv1d's."""
+    conv = integer_conv(20, 64, 5)
+    reference = nn.Conv1d(20, 64, 5)
+    reference.load_state_dict(conv.state_dict())
+    x = integer_input((6, 20, 37))
+    nodes, got = gradients(conv, conv, x)
+    _, expected = gradients(lambda t: F.conv1d(t, conv.weight, conv.bias), conv, x)
+    assert PRODUCT in nodes
+    for value, wanted in zip(got, expected):
+        assert value.shape == wanted.shape and torch.equal(value, wanted)
+
+
+def test_window_rows_reads_a_batch_slice_of_longer_sequences_in_place():
+    """An input cut from longer sequences (batch stride larger than L * C) gives each window of its own positions."""
+    longer = channels_last(torch.arange(2 * 3 * 9, dtype=torch.float32).reshape(2, 3, 9))
+    x = longer[:, :, :6].unsqueeze(2)
+    rows = window_rows(x, 2, 5)
+    windows = torch.stack([x[n, :, 0, p:p + 2].t().reshape(-1) for n in range(2) for p in range(5)])
+    assert torch.equal(rows, windows)
+
+
+@pytest.mark.usefixtures("cxx_compiler")
+def test_the_motif_block_convolution_trains_through_the_product_with_the_layers_gradients(monkeypatch):
+    """ConvMaxPool's 1D block convolution (128 block filters from 64) takes the product; gradients stay the layers'."""
+    monkeypatch.setattr(CompiledPooling, "training_steps", math.inf)
+    monkeypatch.setattr(CompiledPooling, "failure", None)
+    block = ConvMaxPool(integer_conv(20, 64, 5))
+    x = integer_input((4, 20, 60))
+    nodes, got = gradients(block, block[0], x)
+    assert {PRODUCT, "GroupMaxPoolBackward"} <= nodes
+    _, expected = gradients(lambda t: F.relu(F.max_pool1d(F.conv1d(t, block[0].weight, block[0].bias), 2)),
+                            block[0], x)
+    for value, wanted in zip(got, expected):
+        assert torch.equal(value, wanted)
+
+
+@pytest.mark.parametrize("case", ["16 filters", "float64", "bf16 autocast", "no gradient", "padded", "strided"])
+def test_the_product_is_taken_only_where_it_was_measured_to_pay(case):
+    """Fewer than 64 filters, other dtypes, autocast, inference and padded or strided convolutions keep PyTorch's."""
+    conv = integer_conv(20, 16 if case == "16 filters" else 64, 5, padding=2 if case == "padded" else 0,
+                        stride=2 if case == "strided" else 1)
+    x = integer_input((2, 20, 30))
+    if case == "float64":
+        conv, x = conv.double(), x.double()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=case == "bf16 autocast"), \
+            torch.set_grad_enabled(case != "no gradient"):
+        y = conv(x)
+    assert PRODUCT not in backward_nodes(y)
+    with torch.no_grad():
+        assert torch.allclose(y.float(), F.conv1d(x.float(), conv.weight.float(), conv.bias.float(), conv.stride,
+                                                  conv.padding), atol=0.1)
+
+
+def test_the_transposed_tap_products_give_pytorchs_values_and_gradients_exactly(monkeypatch):
+    """64 -> 64 channels-last in float32, chunks that end mid-row: taken, and every value is nn.ConvTranspose2d's."""
+    monkeypatch.setattr(conv_weight_grad, "TAP_CHUNK_ROWS", 7)
+    conv = integer_transposed(64, 64, (3, 2))
+    reference = nn.ConvTranspose2d(64, 64, (3, 2))
+    reference.load_state_dict(conv.state_dict())
+    x = integer_input((3, 64, 5, 4))
+    nodes, got = gradients(conv, conv, x)
+    _, expected = gradients(reference, reference, x)
+    assert TAP_PRODUCTS in nodes
+    for value, wanted in zip(got, expected):
+        assert value.shape == wanted.shape and torch.equal(value, wanted)
+
+
+@pytest.mark.parametrize("case", ["20 input channels", "20 output channels", "channels first", "padded", "strided",
+                                  "output size", "no gradient", "bf16 autocast"])
+def test_the_transposed_tap_products_are_taken_only_where_they_pay(case):
+    """Fewer channels, channels-first input, padding, stride, an output size, inference and autocast keep PyTorch's."""
+    conv = integer_transposed(20 if case == "20 input channels" else 64, 20 if case == "20 output channels" else 64,
+                              3, padding=1 if case == "padded" else 0, stride=2 if case == "strided" else 1)
+    x = integer_input((2, conv.in_channels, 6, 5))
+    if case == "channels first":
+        x = x.detach().contiguous().requires_grad_()
+    output_size = [8, 7] if case == "output size" else None  # the size it has anyway
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=case == "bf16 autocast"), \
+            torch.set_grad_enabled(case != "no gradient"):
+        y = conv(x, output_size)
+    assert TAP_PRODUCTS not in backward_nodes(y)
+    with torch.no_grad():
+        expected = F.conv_transpose2d(x, conv.weight, conv.bias, conv.stride, conv.padding)
+    assert torch.allclose(y.float(), expected, atol=0.5)
