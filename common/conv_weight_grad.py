@@ -1,7 +1,7 @@
 """Convolutions whose weight gradient is computed by matrix products, on CPUs where oneDNN's float32 one is slow.
 
 On a 2-core AVX2 EPYC without bf16 (sessions 13-14) oneDNN's float32 weight gradients ran at a
-third to a half of its forward speed, through the same BLAS as the dense layers:
+third to a half of its forward speed. Here they are BLAS matrix products, as the dense layers':
 - 1D ((1, k) Conv2d on channels-fastest input): each output position's input window copied into
   one row (the windows overlap: k times the input) and multiplied by the output gradient, in one
   product. The motif CNN's second (block) convolution: 33 -> 18 ms a batch of 1,000 windows.
@@ -81,13 +81,14 @@ def product_pays(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
 
 
 def conv1xk(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """Return F.conv2d(x, weight, bias) ('valid', unstrided) for (N, C, 1, L) x; in training, the gradient as the module says."""
+    """Return F.conv2d(x, weight, bias) ('valid', unstrided) of (N, C, 1, L) x; weight gradient as product_pays says."""
     if product_pays(x, weight, bias):
         return Conv1xkWeightGradByProduct.apply(x, weight, bias)
     return F.conv2d(x, weight, bias)
 
 
-def shifted_tap_products(a: torch.Tensor, b: torch.Tensor, row_width: int, kernel_size: tuple[int, int]) -> torch.Tensor:
+def shifted_tap_products(a: torch.Tensor, b: torch.Tensor, row_width: int,
+                         kernel_size: tuple[int, int]) -> torch.Tensor:
     """Return (kh, kw, A, B): for every tap (i, j), the sum over rows r of a[r]^T b[r + i * row_width + j].
 
     a (R, A) and b (R, B) are rows of one flattened channels-last grid `row_width` wide; rows past
