@@ -36,34 +36,12 @@ def window_rows(x: torch.Tensor, kernel_size: int, out_length: int) -> torch.Ten
     return windows.reshape(n * out_length, kernel_size * channels)
 
 
-class Conv1xkWeightGradByProduct(torch.autograd.Function):
-    """F.conv2d(x, weight, bias) for (N, C, 1, L) channels-fastest x; weight gradient as one matrix product."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        """Return the 'valid' convolution (N, O, 1, L - k + 1) through oneDNN, saving x and weight."""
-        ctx.save_for_backward(x, weight)
-        ctx.has_bias = bias is not None
-        return F.conv2d(x, weight, bias)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad: torch.Tensor):
-        """Return the gradients of x (oneDNN), weight (window rows^T-product) and bias."""
-        x, weight = ctx.saved_tensors
-        out_channels, in_channels, _, kernel_size = weight.shape
-        grad_x = grad_weight = grad_bias = None
-        if ctx.needs_input_grad[0]:
-            grad_x = torch.ops.aten.convolution_backward(grad, x, weight, None, [1, 1], [0, 0], [1, 1], False,
-                                                         [0, 0], 1, [True, False, False])[0]
-        rows = grad.permute(0, 2, 3, 1).reshape(-1, out_channels)  # a view where grad is channels-fastest
-        if ctx.needs_input_grad[1]:
-            product = rows.t() @ window_rows(x, kernel_size, grad.shape[-1])  # (O, k * C)
-            # (O, k, C) memory is the channels-fastest (O, C, 1, k) weight layout
-            grad_weight = product.view(out_channels, 1, kernel_size, in_channels).permute(0, 3, 1, 2)
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            grad_bias = rows.sum(0)
-        return grad_x, grad_weight, grad_bias
+def window_product_weight_grad(rows: torch.Tensor, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Return a (1, k) convolution's weight gradient (O, C, 1, k) from output-gradient rows (N * L_out, O) and x."""
+    out_channels, in_channels, _, kernel_size = weight.shape
+    product = rows.t() @ window_rows(x, kernel_size, len(rows) // len(x))  # (O, k * C)
+    # (O, k, C) memory is the channels-fastest (O, C, 1, k) weight layout
+    return product.view(out_channels, 1, kernel_size, in_channels).permute(0, 3, 1, 2)
 
 
 def float32_training(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
@@ -74,7 +52,7 @@ def float32_training(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
 
 
 def product_pays(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
-    """Return True where Conv1xkWeightGradByProduct trains this (1, k) convolution faster (see the module)."""
+    """Return True where ConvWeightGradByProducts trains this (1, k) convolution faster (see the module)."""
     return (float32_training(x, weight, bias) and x.dim() == 4 and x.shape[2] == 1 and weight.shape[2] == 1
             and x.stride(1) == 1 and x.stride(3) == x.shape[1] and x.shape[3] >= weight.shape[3]
             and weight.shape[0] >= MIN_CHANNELS)
@@ -83,7 +61,7 @@ def product_pays(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
 def conv1xk(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """Return F.conv2d(x, weight, bias) ('valid', unstrided) of (N, C, 1, L) x; weight gradient as product_pays says."""
     if product_pays(x, weight, bias):
-        return Conv1xkWeightGradByProduct.apply(x, weight, bias)
+        return ConvWeightGradByProducts.apply(x, weight, bias, False)
     return F.conv2d(x, weight, bias)
 
 
@@ -116,34 +94,45 @@ def on_grid(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return grid.view(-1, channels)
 
 
-class ConvTranspose2dWeightGradByProducts(torch.autograd.Function):
-    """F.conv_transpose2d(x, weight, bias) (unstrided, unpadded); weight gradient as shifted_tap_products."""
+def tap_products_weight_grad(rows: torch.Tensor, x: torch.Tensor, weight: torch.Tensor,
+                              grid: tuple[int, int]) -> torch.Tensor:
+    """Return a transposed convolution's weight gradient (C_in, C_out, kh, kw) from output-gradient rows on `grid`."""
+    # output (h + i, w + j) gets input (h, w) through tap (i, j): the input on the output's grid, shifted
+    taps = shifted_tap_products(on_grid(x, *grid), rows, grid[1], tuple(weight.shape[2:]))
+    return taps.permute(2, 3, 0, 1)
+
+
+class ConvWeightGradByProducts(torch.autograd.Function):
+    """F.conv2d (1, k) or F.conv_transpose2d (2D) of channels-last x, unstrided, unpadded; weight gradient by products.
+
+    Forward and input gradient are oneDNN's; the weight gradient is window_product_weight_grad for
+    a convolution, tap_products_weight_grad for a transposed one.
+    """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        """Return the transposed convolution (N, O, H + kh - 1, W + kw - 1) through oneDNN, saving x and weight."""
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                transposed: bool) -> torch.Tensor:
+        """Return the convolution (or the transposed one) through oneDNN, saving x and weight."""
         ctx.save_for_backward(x, weight)
-        ctx.has_bias = bias is not None
-        return F.conv_transpose2d(x, weight, bias)
+        ctx.has_bias, ctx.transposed = bias is not None, transposed
+        return (F.conv_transpose2d if transposed else F.conv2d)(x, weight, bias)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad: torch.Tensor):
-        """Return the gradients of x (oneDNN), weight (tap products) and bias."""
+        """Return the gradients of x (oneDNN), weight (products) and bias (and None for `transposed`)."""
         x, weight = ctx.saved_tensors
         grad_x = grad_weight = grad_bias = None
         if ctx.needs_input_grad[0]:
-            grad_x = torch.ops.aten.convolution_backward(grad, x, weight, None, [1, 1], [0, 0], [1, 1], True,
+            grad_x = torch.ops.aten.convolution_backward(grad, x, weight, None, [1, 1], [0, 0], [1, 1], ctx.transposed,
                                                          [0, 0], 1, [True, False, False])[0]
         rows = grad.permute(0, 2, 3, 1).reshape(-1, grad.shape[1])  # a view where grad is channels-last
         if ctx.needs_input_grad[1]:
-            # output (h + i, w + j) gets input (h, w) through tap (i, j): the input on the output's grid, shifted
-            height, width = grad.shape[2:]
-            taps = shifted_tap_products(on_grid(x, height, width), rows, width, tuple(weight.shape[2:]))
-            grad_weight = taps.permute(2, 3, 0, 1)  # (C_in, C_out, kh, kw), as the weight
+            grad_weight = (tap_products_weight_grad(rows, x, weight, tuple(grad.shape[2:])) if ctx.transposed
+                           else window_product_weight_grad(rows, x, weight))
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_bias = rows.sum(0)
-        return grad_x, grad_weight, grad_bias
+        return grad_x, grad_weight, grad_bias, None
 
 
 class ProductGradConvTranspose2d(nn.ConvTranspose2d):
@@ -152,7 +141,7 @@ class ProductGradConvTranspose2d(nn.ConvTranspose2d):
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
         """Return the transposed convolution of x (N, C, H, W)."""
         if output_size is None and self.products_pay(x):
-            return ConvTranspose2dWeightGradByProducts.apply(x, self.weight, self.bias)
+            return ConvWeightGradByProducts.apply(x, self.weight, self.bias, True)
         return super().forward(x, output_size)
 
     def products_pay(self, x: torch.Tensor) -> bool:

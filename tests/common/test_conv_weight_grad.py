@@ -13,35 +13,19 @@ from common import conv_weight_grad
 from common.conv_weight_grad import ProductGradConvTranspose2d, window_rows
 from common.memory_format import ChannelsLastConv1d, channels_last
 from common.pooling import CompiledPooling
+from tests.common.test_blockwise import integer_input, integer_layer
 
-PRODUCT = "Conv1xkWeightGradByProductBackward"
-TAP_PRODUCTS = "ConvTranspose2dWeightGradByProductsBackward"
-
-
-def integer_conv(in_channels: int, out_channels: int, kernel_size: int, **kwargs) -> ChannelsLastConv1d:
-    """Return a float32 ChannelsLastConv1d with small integer weights and biases: every sum below is exact."""
-    conv = ChannelsLastConv1d(in_channels, out_channels, kernel_size, **kwargs)
-    generator = torch.Generator().manual_seed(3)
-    with torch.no_grad():
-        for parameter in conv.parameters():
-            parameter.copy_(torch.randint(-2, 3, parameter.shape, generator=generator))
-    return conv
+PRODUCTS = "ConvWeightGradByProductsBackward"
 
 
-def integer_transposed(in_channels: int, out_channels: int, kernel_size: int, **kwargs) -> ProductGradConvTranspose2d:
-    """Return a float32 ProductGradConvTranspose2d with small integer weights and biases: every sum below is exact."""
-    conv = ProductGradConvTranspose2d(in_channels, out_channels, kernel_size, **kwargs)
-    generator = torch.Generator().manual_seed(4)
-    with torch.no_grad():
-        for parameter in conv.parameters():
-            parameter.copy_(torch.randint(-2, 3, parameter.shape, generator=generator))
-    return conv
+def integer_float32(layer: nn.Module) -> nn.Module:
+    """Return `layer` in float32 with small integer weights and biases (test_blockwise's): every sum below is exact."""
+    return integer_layer(layer).float()
 
 
-def integer_input(shape: tuple[int, ...]) -> torch.Tensor:
-    """Return channels-fastest float32 0s and 1s that need a gradient."""
-    generator = torch.Generator().manual_seed(0)
-    return channels_last(torch.randint(0, 2, shape, generator=generator).float()).requires_grad_()
+def float32_input(shape: tuple[int, ...]) -> torch.Tensor:
+    """Return channels-fastest float32 0s and 1s (test_blockwise's) that need a gradient."""
+    return integer_input(shape, requires_grad=False).float().requires_grad_()
 
 
 def backward_nodes(y: torch.Tensor) -> set[str]:
@@ -65,17 +49,17 @@ def gradients(function, conv: nn.Module, x: torch.Tensor) -> tuple[set[str], lis
 
 def test_the_product_gives_pytorchs_values_and_gradients_exactly():
     """64 filters in float32: the product path is taken, and with exact sums every value is nn.Conv1d's."""
-    conv = integer_conv(20, 64, 5)
-    x = integer_input((6, 20, 37))
+    conv = integer_float32(ChannelsLastConv1d(20, 64, 5))
+    x = float32_input((6, 20, 37))
     nodes, got = gradients(conv, conv, x)
     _, expected = gradients(lambda t: F.conv1d(t, conv.weight, conv.bias), conv, x)
-    assert PRODUCT in nodes
+    assert PRODUCTS in nodes
     for value, wanted in zip(got, expected):
         assert value.shape == wanted.shape and torch.equal(value, wanted)
 
 
 def test_window_rows_of_an_input_cut_from_longer_sequences():
-    """Sequences cut short, batch from the second on (offset, batch stride > L * C): each window of its own positions."""
+    """Sequences cut short, from the second on (an offset, batch stride > L * C): each window of its own positions."""
     longer = channels_last(torch.arange(3 * 3 * 9, dtype=torch.float32).reshape(3, 3, 9))
     x = longer[1:, :, :6].unsqueeze(2)
     rows = window_rows(x, 2, 5)
@@ -88,10 +72,10 @@ def test_the_motif_block_convolution_trains_through_the_product_with_the_layers_
     """ConvMaxPool's 1D block convolution (128 block filters from 64) takes the product; gradients stay the layers'."""
     monkeypatch.setattr(CompiledPooling, "training_steps", math.inf)
     monkeypatch.setattr(CompiledPooling, "failure", None)
-    block = ConvMaxPool(integer_conv(20, 64, 5))
-    x = integer_input((4, 20, 60))
+    block = ConvMaxPool(integer_float32(ChannelsLastConv1d(20, 64, 5)))
+    x = float32_input((4, 20, 60))
     nodes, got = gradients(block, block[0], x)
-    assert {PRODUCT, "GroupMaxPoolBackward"} <= nodes
+    assert {PRODUCTS, "GroupMaxPoolBackward"} <= nodes
     _, expected = gradients(lambda t: F.relu(F.max_pool1d(F.conv1d(t, block[0].weight, block[0].bias), 2)),
                             block[0], x)
     for value, wanted in zip(got, expected):
@@ -101,15 +85,16 @@ def test_the_motif_block_convolution_trains_through_the_product_with_the_layers_
 @pytest.mark.parametrize("case", ["16 filters", "float64", "bf16 autocast", "no gradient", "padded", "strided"])
 def test_the_product_is_taken_only_where_it_was_measured_to_pay(case):
     """Fewer than 64 filters, other dtypes, autocast, inference and padded or strided convolutions keep PyTorch's."""
-    conv = integer_conv(20, 16 if case == "16 filters" else 64, 5, padding=2 if case == "padded" else 0,
-                        stride=2 if case == "strided" else 1)
-    x = integer_input((2, 20, 30))
+    conv = integer_float32(ChannelsLastConv1d(20, 16 if case == "16 filters" else 64, 5,
+                                              padding=2 if case == "padded" else 0,
+                                              stride=2 if case == "strided" else 1))
+    x = float32_input((2, 20, 30))
     if case == "float64":
         conv, x = conv.double(), x.double()
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=case == "bf16 autocast"), \
             torch.set_grad_enabled(case != "no gradient"):
         y = conv(x)
-    assert PRODUCT not in backward_nodes(y)
+    assert PRODUCTS not in backward_nodes(y)
     with torch.no_grad():
         assert torch.allclose(y.float(), F.conv1d(x.float(), conv.weight.float(), conv.bias.float(), conv.stride,
                                                   conv.padding), atol=0.1)
@@ -118,13 +103,13 @@ def test_the_product_is_taken_only_where_it_was_measured_to_pay(case):
 def test_the_transposed_tap_products_give_pytorchs_values_and_gradients_exactly(monkeypatch):
     """64 -> 64 channels-last in float32, chunks that end mid-row: taken, and every value is nn.ConvTranspose2d's."""
     monkeypatch.setattr(conv_weight_grad, "TAP_CHUNK_ROWS", 7)
-    conv = integer_transposed(64, 64, (3, 2))
+    conv = integer_float32(ProductGradConvTranspose2d(64, 64, (3, 2)))
     reference = nn.ConvTranspose2d(64, 64, (3, 2))
     reference.load_state_dict(conv.state_dict())
-    x = integer_input((3, 64, 5, 4))
+    x = float32_input((3, 64, 5, 4))
     nodes, got = gradients(conv, conv, x)
     _, expected = gradients(reference, reference, x)
-    assert TAP_PRODUCTS in nodes
+    assert PRODUCTS in nodes
     for value, wanted in zip(got, expected):
         assert value.shape == wanted.shape and torch.equal(value, wanted)
 
@@ -133,16 +118,18 @@ def test_the_transposed_tap_products_give_pytorchs_values_and_gradients_exactly(
                                   "output size", "no gradient", "bf16 autocast"])
 def test_the_transposed_tap_products_are_taken_only_where_they_pay(case):
     """Fewer channels, channels-first input, padding, stride, an output size, inference and autocast keep PyTorch's."""
-    conv = integer_transposed(20 if case == "20 input channels" else 64, 20 if case == "20 output channels" else 64,
-                              3, padding=1 if case == "padded" else 0, stride=2 if case == "strided" else 1)
-    x = integer_input((2, conv.in_channels, 6, 5))
+    conv = integer_float32(ProductGradConvTranspose2d(20 if case == "20 input channels" else 64,
+                                                      20 if case == "20 output channels" else 64, 3,
+                                                      padding=1 if case == "padded" else 0,
+                                                      stride=2 if case == "strided" else 1))
+    x = float32_input((2, conv.in_channels, 6, 5))
     if case == "channels first":
         x = x.detach().contiguous().requires_grad_()
     output_size = [8, 7] if case == "output size" else None  # the size it has anyway
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=case == "bf16 autocast"), \
             torch.set_grad_enabled(case != "no gradient"):
         y = conv(x, output_size)
-    assert TAP_PRODUCTS not in backward_nodes(y)
+    assert PRODUCTS not in backward_nodes(y)
     with torch.no_grad():
         expected = F.conv_transpose2d(x, conv.weight, conv.bias, conv.stride, conv.padding)
     assert torch.allclose(y.float(), expected, atol=0.5)
