@@ -371,7 +371,8 @@ def ratio_cell(summary: dict, key: str) -> str:
     if key not in summary:
         return "-"
     r = summary[key]
-    return f"{r['median']:.2f}x ({r['min']:.2f}-{r['max']:.2f}) {'met' if r['met'] else 'MISSED'}"
+    digits = 2 if round(r["median"], 2) != r["target"] else 3  # 1.4992 is not shown as a missed "1.50x"
+    return f"{r['median']:.{digits}f}x ({r['min']:.2f}-{r['max']:.2f}) {'met' if r['met'] else 'MISSED'}"
 
 
 def markdown(result: dict) -> str:
