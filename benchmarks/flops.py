@@ -1,6 +1,6 @@
 """How close each path of a speed run comes to this CPU's float32 matrix-product rate, model by model.
 
-    /work/venv/bin/python benchmarks/flops.py [--speed benchmarks/results/speed_cpu_amd_epyc_avx2.json]
+    /work/venv/bin/python benchmarks/flops.py [--speed benchmarks/results/speed_cpu_amd_epyc_avx2_5repeats.json]
 
 The models' arithmetic per sample, a training step (forward, input and weight gradients) and a
 prediction, is counted by torch.utils.flop_counter on the plain PyTorch modules of speed.py (the
@@ -108,7 +108,7 @@ def markdown(result: dict) -> str:
 def main() -> None:
     """Count every course model's FLOPs, measure the matmul rate, combine them with a speed run; write the results."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--speed", default=str(RESULTS / "speed_cpu_amd_epyc_avx2.json"),
+    parser.add_argument("--speed", default=str(RESULTS / "speed_cpu_amd_epyc_avx2_5repeats.json"),
                         help="a speed.py results file (CPU)")
     args = parser.parse_args()
     speed_file = Path(args.speed)
