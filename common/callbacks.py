@@ -19,6 +19,7 @@ from torch import nn
 
 from common.cpu_linear import onednn_linear_inference
 from common.cpu_memory import heap_reuse, heap_reuse_enabled
+from common.devices import AUTOCAST_DTYPES
 from common.pooling import CompiledPooling, HalvingMaxPool
 from common.summary import count_parameters
 
@@ -164,7 +165,6 @@ class CompilePoolingWherePays(L.Callback):
     on_exception = teardown  # Lightning calls no teardown hook when a run fails
 
 
-AUTOCAST_DTYPES = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
 AUTOCAST_CAST_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d,
                         nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 

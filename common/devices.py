@@ -9,6 +9,7 @@ import torch
 from common.errors import ConfigError
 
 ACCELERATORS = ("auto", "cpu", "cuda", "gpu", "mps")
+AUTOCAST_DTYPES = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}  # Lightning precision -> autocast dtype
 
 
 def available_cpu_cores() -> int:

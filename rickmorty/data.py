@@ -327,9 +327,14 @@ class FrameData(L.LightningDataModule):
         return batch_loader(BatchTensors(self.predict_images), self.batch_size)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        """Scale uint8 frames to float in [0, 1] on the device (4x less data to move than floats)."""
+        """Scale uint8 frames to floats in [0, 1] on the device (less data to move), in the dtype the module takes.
+
+        float32, or the run's autocast dtype for a Classifier whose backbone takes it (Classifier.input_dtype).
+        """
         x, *rest = batch
-        return (as_float(x), *rest)
+        module = self.trainer.lightning_module if self.trainer is not None else None
+        dtype = module.input_dtype() if hasattr(module, "input_dtype") else torch.float32
+        return (as_float(x, dtype), *rest)
 
     def _read_predict_dir(self) -> None:
         if self.predict_dir is None:

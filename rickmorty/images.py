@@ -162,15 +162,17 @@ def warn_issues(issues: list[FileIssue], limit: int = 20) -> None:
         warnings.warn(f"... and {len(issues) - limit} more file issues (see the audit)", stacklevel=2)
 
 
-def as_float(images: torch.Tensor | np.ndarray) -> torch.Tensor:
-    """Return frames as float32 in [0, 1]: uint8 ones scaled, float ones checked to be in that range already.
+def as_float(images: torch.Tensor | np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Return frames as floats in [0, 1] (float32 or `dtype`): uint8 ones scaled, float ones checked to be in that range.
 
-    uint8: convert, then scale in place (faster than one promoting multiply).
+    uint8: convert, then scale in place (faster than one promoting multiply). In bf16 or float16
+    the values are float32's rounded to that dtype, bit for bit (integers up to 255 convert
+    exactly and the product is taken in float32 before rounding): what autocast makes of float32 frames.
     """
     images = torch.as_tensor(images)
     if images.dtype == torch.uint8:
-        return images.float().mul_(1 / 255)
+        return images.to(dtype).mul_(1 / 255)
     if images.numel() and float(images.max()) > 1:  # 0..255 floats would be read as far too bright
         raise DataError(f"float frames must be in [0, 1], these reach {float(images.max()):g}: pass uint8 frames "
                         "or divide by 255")
-    return images.float()
+    return images.float().to(dtype)  # through float32, as autocast would cast float32 frames

@@ -30,6 +30,8 @@ class DenseBaseline(nn.Module):
     Layers start as keras starts them (Glorot-uniform weights, zero biases).
     """
 
+    takes_autocast_input = True  # frames go only into a Linear, which autocast casts them for (Classifier.input_dtype)
+
     def __init__(self, input_shape: tuple[int, int, int] = (3, 90, 160), units: tuple[int, ...] = (100, 120)) -> None:
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]
@@ -84,6 +86,8 @@ class CourseCNN(nn.Module):
     Layers start as keras starts them (Glorot-uniform weights, zero biases).
     """
 
+    takes_autocast_input = True  # frames go only into the first convolution, cast as autocast would
+
     def __init__(self, input_shape: tuple[int, int, int] = (3, 90, 160), filters: tuple[int, ...] = (20, 20, 64),
                  kernel_size: int = 5, dense: int = 100, dropout: float = 0.3,
                  dense_activation: Literal["linear", "relu"] = "linear") -> None:
@@ -129,6 +133,8 @@ class BatchNormCNN(nn.Module):
     The first convolution strides by `stem_stride` (2: half resolution), which keeps the cost near
     the course CNN's on a CPU.
     """
+
+    takes_autocast_input = True  # frames go only into the first convolution, which autocast casts them for
 
     def __init__(self, widths: tuple[int, ...] = (16, 32, 64, 128), stem_stride: int = 2,
                  dropout: float = 0.3) -> None:

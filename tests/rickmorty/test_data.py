@@ -166,3 +166,45 @@ def test_a_rare_label_spelled_like_a_common_one_is_flagged_and_a_rare_distinct_o
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert read_label_rows(rare)[-1] == (42, "x.jpg", ["summer"])
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_uint8_frames_scale_to_a_half_dtype_as_autocast_casts_the_float32_ones(dtype):
+    from rickmorty.images import as_float
+
+    every_value = torch.arange(256, dtype=torch.uint8).view(1, 1, 16, 16)
+    direct, via_float32 = as_float(every_value, dtype), as_float(every_value).to(dtype)
+    assert direct.dtype == dtype and torch.equal(direct.view(torch.int16), via_float32.view(torch.int16))
+    floats = torch.rand(2, 3, 4, 4, dtype=torch.float64)
+    assert torch.equal(as_float(floats, dtype), floats.float().to(dtype))
+
+
+@pytest.mark.parametrize("backbone", ["dense", "cnn", "resnet"])
+def test_bf16_runs_give_takers_bf16_frames_and_train_and_validate_as_with_float32_frames(tmp_path, monkeypatch,
+                                                                                         backbone):
+    from common.classifier import Classifier
+    from common.trainer import build_trainer
+    from rickmorty.models import CourseCNN, DenseBaseline, ResNetBackbone
+
+    make = {"dense": lambda: DenseBaseline(units=(8,)), "cnn": lambda: CourseCNN(dense=8),
+            "resnet": ResNetBackbone}[backbone]
+    data = FrameData(None, task="binary", synthetic_count=40, batch_size=8)
+    data.setup("fit")
+    runs = {}
+    for frames in ("as the module takes them", "float32"):
+        if frames == "float32":
+            monkeypatch.setattr(Classifier, "input_dtype", lambda self: torch.float32)
+        torch.manual_seed(0)
+        model = Classifier(make(), data.class_names, channels_last=backbone == "cnn")
+        seen = set()
+        model.backbone.register_forward_pre_hook(lambda module, args: seen.add(args[0].dtype))
+        trainer = build_trainer(max_epochs=1, accelerator="cpu", precision="bf16-mixed", default_root_dir=str(tmp_path),
+                                logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                                num_sanity_val_steps=0)
+        trainer.fit(model, data)
+        runs[frames] = seen, trainer.validate(model, data, verbose=False), model.state_dict()
+    (seen, metrics, weights), (seen_float32, metrics_float32, weights_float32) = runs.values()
+    assert seen_float32 == {torch.float32}
+    assert seen == ({torch.float32} if backbone == "resnet" else {torch.bfloat16})
+    assert metrics == metrics_float32
+    assert all(torch.equal(weights[name], weights_float32[name]) for name in weights)
