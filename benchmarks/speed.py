@@ -478,7 +478,8 @@ CPU_NOTES = [
     "image CNN's 3-colour first one); one-hot windows are held and gathered channels-fastest; "
     "dense layers predict big fp32 products through oneDNN on x86 CPUs, a ReLU after one in the same pass "
     "(OneDnnLinear, DenseStack; the plain loop runs the same modules, so it gains the same); the sqrt net "
-    "predicts in RegressionData's batches of 65,536 rows on every path.",
+    "predicts in RegressionData's batches of 262,144 rows on every path, on AMD CPUs in chunks of rows that stay in "
+    "cache (DenseStack).",
     "The first training step of every project run (first_step_s in the .json) includes compiling the pooling "
     "kernels, or loading them from inductor's disk cache; it is a warm-up step, as keras' tracing is.",
     "The plain loop runs in the same process as the project. After a project run glibc's malloc keeps fixed "

@@ -162,3 +162,26 @@ def test_a_torch_without_the_onednn_op_keeps_torchs_linear(vendor, monkeypatch):
     layer, x = OneDnnLinear(100, 120), torch.randn(4096, 100)
     with torch.no_grad():
         torch.testing.assert_close(layer(x), nn.functional.linear(x, layer.weight, layer.bias))
+
+
+def test_big_predictions_run_in_cache_sized_chunks_of_rows_with_one_pass_values(vendor):
+    vendor("AuthenticAMD")
+    torch.manual_seed(0)
+    stack = DenseStack(nn.Linear(1, 100), nn.ReLU(), nn.Linear(100, 120), nn.ReLU(), OneDnnLinear(120, 1)).eval()
+    x = torch.rand(3 * 16384, 1) * 200
+    assert stack.chunk_rows(x) is None  # a gradient may be wanted: one pass
+    with torch.no_grad():
+        # 8 MiB of 120 float32 outputs is 17,476 rows: down to a power of two
+        assert stack.chunk_rows(x) == 16384 and stack.chunk_rows(x[:16384]) is None
+        assert onednn_calls(lambda: stack(x)) == {"onednn": 3 * 3, "relu": 0}  # three chunks through all layers
+        torch.testing.assert_close(stack(x), nn.Sequential(*stack)(x), rtol=1e-5, atol=1e-4)
+        assert stack.train().chunk_rows(x) is None  # train-mode layers (batch norm) may need the whole batch
+        stack.eval()
+        vendor("GenuineIntel")
+        assert stack.chunk_rows(x) is None  # one pass was faster on a Xeon
+        vendor("AuthenticAMD")
+        seen = []
+        stack[3].register_forward_hook(lambda layer, args, out: seen.append(out.shape))
+        assert stack.chunk_rows(x) is None
+        stack(x)
+    assert seen == [(3 * 16384, 120)]  # a hook sees the whole batch, as without chunks
