@@ -163,7 +163,7 @@ def warn_issues(issues: list[FileIssue], limit: int = 20) -> None:
 
 
 def as_float(images: torch.Tensor | np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Return frames as floats in [0, 1] (float32 or `dtype`): uint8 ones scaled, float ones checked to be in that range.
+    """Return frames as floats in [0, 1] (float32 or `dtype`): uint8 ones scaled, float ones checked to be in range.
 
     uint8: convert, then scale in place (faster than one promoting multiply). In bf16 or float16
     the values are float32's rounded to that dtype, bit for bit (integers up to 255 convert
