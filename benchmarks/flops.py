@@ -25,7 +25,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from common.cpu_linear import onednn_linear_inference
-from results import RESULTS, run_header, write_results
+from results import RESULTS, measured_line, run_header, write_results
 from speed import TARGET_VS_KERAS, Case, image_cases, machine, motif_cases, regression_case
 
 MATMUL_SIZE = 2048
@@ -110,11 +110,7 @@ def products_line(result: dict) -> str:
 
 def markdown(result: dict) -> str:
     """Return the results as a Markdown table per kind (training, prediction)."""
-    m = result["machine"]
-    lines = ["# Course models' arithmetic rate against the CPU's matrix-product rate", "",
-             f"Measured {result['date']}; command: `{result['command']}`; {m['cpu']}, {m['cores']} cores, native bf16: "
-             f"{m['native_bf16']}; torch {result['torch']}, {result['threads']} threads; load average at start "
-             f"{result['load_average_start'][0]:.2f}, at end {result['load_average_end'][0]:.2f}.", "",
+    lines = ["# Course models' arithmetic rate against the CPU's matrix-product rate", "", measured_line(result), "",
              products_line(result), "",
              f"samples/s: the medians of `{result['speed_file']}` (measured {result['speed_date']}), times the FLOPs per "
              "sample counted on the plain PyTorch modules (torch.utils.flop_counter; a training step is the forward "

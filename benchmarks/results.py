@@ -20,6 +20,14 @@ def run_header() -> dict:
             "threads": torch.get_num_threads(), "load_average_start": os.getloadavg()}
 
 
+def measured_line(result: dict) -> str:
+    """Return the Markdown sentence giving a result's date, command, machine (speed.machine), torch and load average."""
+    m = result["machine"]
+    return (f"Measured {result['date']}; command: `{result['command']}`; {m['cpu']}, {m['cores']} cores, native bf16: "
+            f"{m['native_bf16']}; torch {result['torch']}, {result['threads']} threads; load average at start "
+            f"{result['load_average_start'][0]:.2f}, at end {result['load_average_end'][0]:.2f}.")
+
+
 def write_results(folder: str | Path, stem: str, result: dict, render: Callable[[dict], str]) -> None:
     """Add the final load average to `result`, write it as <stem>.json and render(result) as <stem>.md."""
     result["load_average_end"] = os.getloadavg()

@@ -24,7 +24,7 @@ from common.classifier import Classifier
 from common.cpu_memory import heap_reuse
 from common.memory_format import channels_last
 from common.pooling import CompiledPooling
-from results import RESULTS, run_header, write_results
+from results import RESULTS, measured_line, run_header, write_results
 from speed import machine
 
 OFF = 1 << 62  # a channel count no layer reaches: the products are never taken
@@ -81,11 +81,7 @@ def alternate(step, rounds: int, steps: int) -> dict:
 
 def markdown(result: dict) -> str:
     """Return the comparison as a Markdown table."""
-    m = result["machine"]
-    lines = ["# Weight gradients by matrix products vs oneDNN (float32 training steps)", "",
-             f"Measured {result['date']}; command: `{result['command']}`; {m['cpu']}, {m['cores']} cores, native "
-             f"bf16: {m['native_bf16']}; torch {result['torch']}, {result['threads']} threads; load average at start "
-             f"{result['load_average_start'][0]:.2f}, at end {result['load_average_end'][0]:.2f}.", "",
+    lines = ["# Weight gradients by matrix products vs oneDNN (float32 training steps)", "", measured_line(result), "",
              "| model, batch | products ms/step | oneDNN ms/step | median of per-round ratios (oneDNN / products) "
              "| range | rounds x steps |", "|---|---|---|---|---|---|"]
     for name, r in result["models"].items():
