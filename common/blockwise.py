@@ -1,11 +1,15 @@
-"""Convolution then max-pooling by 2 (and ReLU), run on the CPU as one convolution over 2-wide blocks of the input.
+"""Convolution then max-pooling by 2 (and ReLU), run on the CPU as one convolution over blocks of the input.
 
 Every pooling window's 2 (1D) or 2x2 (2D) convolution outputs come from one block of the input
 cut into 2-wide blocks (space-to-depth): a convolution over those blocks, with 2**dims filters
 made from each original one, gives all of a window's outputs as channels of one position, and
 the pooling becomes a maximum over channel groups. oneDNN runs this form faster where the
 convolution reads few channels: the course image CNN trains ~15% (in bf16) and predicts ~12% faster,
-the motif CNN trains ~9% faster (benchmarks/README.md).
+the motif CNN trains ~9% faster (benchmarks/README.md). In 1D, a convolution with fewer than
+GROUP_MIN_CHANNELS filters takes 4-wide blocks (two pooling windows each) under bf16 autocast: its
+channel groups are then two windows' filters wide, and the compiled pooling passes run over wide
+rows (20 filters: 1.9x faster forward, 2.1x backward on a Zen 5 EPYC; the motif CNN's bf16 training
+step ~3% faster; in float32 the wider block convolution cost more than that: 2.5% slower).
 Same parameters and state dict as nn.Sequential(conv, HalvingMaxPool); for finite inputs the same
 values and gradients up to float rounding (the products are summed in another order). An inf or
 NaN input element also meets the zero taps of the block filters (0 x inf is NaN), so it spreads to
@@ -31,6 +35,14 @@ from common.pooling import CompiledPooling, HalvingMaxPool, coded_max_of_views, 
 # (the multi-kernel CNN's second convolution trains 14% slower); at inference for 3 (image CNN 12%),
 # not for 4 (motif CNN 1% slower) or 20.
 BLOCKS_MAX_CHANNELS = {"training": 32, "inference": 3}
+# The compiled group pooling passes ran ~2x slower per byte over rows of 16-24 channels than over
+# rows of 32-80 (bf16, cache flushed, Zen 5 EPYC): narrower 1D filter banks take 4-wide blocks in bf16.
+GROUP_MIN_CHANNELS = 32
+
+
+def cpu_bf16_autocast() -> bool:
+    """Return True inside CPU bf16 autocast."""
+    return torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
 
 
 def blocks_pay_in_training(dims: int) -> bool:
@@ -39,45 +51,59 @@ def blocks_pay_in_training(dims: int) -> bool:
     In float32, on a 2-core AVX2 EPYC without bf16 (session 13), the 2D block convolution trained
     18-27% slower than the direct one (image CNN's first two layers); 1D blocks still won there.
     """
-    return dims == 1 or (torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16)
+    return dims == 1 or cpu_bf16_autocast()
 
 
-def space_to_depth(x: torch.Tensor, kernel_size: tuple[int, ...]) -> torch.Tensor:
-    """Return x (N, C, *spatial) channels-fastest as 2-wide blocks (N, 2**dims * C, *blocks), channels-fastest.
+def block_kernel(kernel_size: int, width: int) -> int:
+    """Return how many `width`-wide input blocks the outputs of one block of a `kernel_size` convolution read."""
+    return (width + kernel_size - 2) // width + 1
+
+
+def space_to_depth(x: torch.Tensor, kernel_size: tuple[int, ...], widths: tuple[int, ...]) -> torch.Tensor:
+    """Return x (N, C, *spatial) channels-fastest as blocks (N, prod(widths) * C, *blocks), channels-fastest.
 
     A block's channels are its elements in scan order, each with its C channels (offsets first,
     then channel). Only the blocks that pooled outputs of a `kernel_size` convolution read are
-    kept: odd sizes lose their last row or column, or, under an even kernel, gain a zero one that
-    meets only zero weights. 1D input is only reshaped (no copy); 2D interleaves row pairs in one copy.
+    kept: sizes lose their last rows or columns, or, where the blocks reach past the input, gain
+    zero ones that meet only zero weights. 1D input is only reshaped (no copy); 2D (2x2 blocks
+    only) interleaves row pairs in one copy.
     """
     n, c, *sizes = x.shape
-    blocks = [(size - k + 1) // 2 + k // 2 for size, k in zip(sizes, kernel_size)]
-    rows = x.movedim(1, -1)[(slice(None), *(slice(0, 2 * b) for b in blocks))]
-    missing = [max(2 * b - size, 0) for b, size in zip(blocks, sizes)]
+    blocks = [(size - k + 1) // 2 * 2 // w + block_kernel(k, w) - 1 for size, k, w in zip(sizes, kernel_size, widths)]
+    rows = x.movedim(1, -1)[(slice(None), *(slice(0, w * b) for w, b in zip(widths, blocks)))]
+    missing = [max(w * b - size, 0) for w, b, size in zip(widths, blocks, sizes)]
     if any(missing):
         rows = F.pad(rows, [0, 0, *itertools.chain.from_iterable((0, m) for m in reversed(missing))])
     if len(sizes) == 1:
-        return rows.reshape(n, blocks[0], 2 * c).movedim(-1, 1)
+        return rows.reshape(n, blocks[0], widths[0] * c).movedim(-1, 1)
     pairs = rows.reshape(n, blocks[0], 2, blocks[1], 2 * c)
     return torch.cat([pairs[:, :, 0], pairs[:, :, 1]], dim=-1).movedim(-1, 1)
 
 
-def blockwise_weight(weight: torch.Tensor) -> torch.Tensor:
-    """Return the (2**dims * O, 2**dims * C, *(k // 2 + 1)) filters over blocks that give a (O, C, *k) convolution.
+def block_offsets(widths: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """Return the output offsets inside a block, by pooling-window position (scan order), then by window."""
+    offsets = itertools.product(*(range(w) for w in widths))
+    return sorted(offsets, key=lambda o: (tuple(i % 2 for i in o), tuple(i // 2 for i in o)))
 
-    Output channel g * O + o is filter o at window position g (scan order); each is the original
-    filter shifted by its position inside zero-padded 2-wide blocks.
+
+def blockwise_weight(weight: torch.Tensor, widths: tuple[int, ...]) -> torch.Tensor:
+    """Return the filters (B * O, B * C, *block kernel) over blocks of B elements giving a (O, C, *k) convolution.
+
+    Output channels come in groups, one per pooling-window position (scan order); a group holds
+    the filters of every window in the block (scan order), each filter shifted to its output's
+    offset inside zero-padded blocks. With 2-wide blocks a group is one window's O filters.
     """
     out_channels, in_channels, *kernel = weight.shape
-    dims, block_kernel = len(kernel), [k // 2 + 1 for k in kernel]
+    dims, kernels = len(kernel), [block_kernel(k, w) for k, w in zip(kernel, widths)]
     filters = []
-    for offsets in itertools.product((0, 1), repeat=dims):
-        pads = [(offset, 2 * b - k - offset) for offset, b, k in zip(offsets, block_kernel, kernel)]
+    for offsets in block_offsets(widths):
+        pads = [(offset, w * b - k - offset) for offset, w, b, k in zip(offsets, widths, kernels, kernel)]
         padded = F.pad(weight, list(itertools.chain.from_iterable(reversed(pads))))
-        split = padded.reshape(out_channels, in_channels, *itertools.chain.from_iterable((b, 2) for b in block_kernel))
-        # (O, C, b1, 2, b2, 2) -> (O, 2, 2, C, b1, b2): block offsets, then channels, as space_to_depth orders them
+        split = padded.reshape(out_channels, in_channels,
+                               *itertools.chain.from_iterable((b, w) for b, w in zip(kernels, widths)))
+        # (O, C, b1, w1, b2, w2) -> (O, w1, w2, C, b1, b2): block offsets, then channels, as space_to_depth orders them
         order = [0, *range(3, 2 * dims + 2, 2), 1, *range(2, 2 * dims + 1, 2)]
-        filters.append(split.permute(order).reshape(out_channels, 2 ** dims * in_channels, *block_kernel))
+        filters.append(split.permute(order).reshape(out_channels, math.prod(widths) * in_channels, *kernels))
     return torch.cat(filters)
 
 
@@ -101,6 +127,17 @@ def write_group_gradients(out: torch.Tensor, grad: torch.Tensor, code: torch.Ten
     group = torch.arange(groups, dtype=code.dtype, device=code.device).reshape(1, 1, groups, 1)
     chosen = code.reshape(n, -1, 1, channels) == group
     out.copy_(torch.where(chosen, grad.reshape(n, -1, 1, channels), 0).reshape(out.shape))
+
+
+def pooled_positions(values: torch.Tensor, out_channels: int) -> torch.Tensor:
+    """Return 1D group-pooled values (N, windows * O, blocks) as (N, O, blocks * windows); others as they are.
+
+    Channels-fastest values are only viewed: a group holds its windows' filters in order.
+    """
+    if values.dim() != 3 or values.shape[1] == out_channels:
+        return values
+    n, _, blocks = values.shape
+    return values.movedim(1, -1).reshape(n, -1, out_channels).movedim(-1, 1)
 
 
 class GroupMaxPool(torch.autograd.Function):
@@ -152,20 +189,29 @@ class ConvMaxPool(nn.Sequential):
         conv, pool = self[0], self[1]
         if torch.is_autocast_enabled("cpu") and x.is_floating_point() and x.dtype != torch.float64:
             x = x.to(torch.get_autocast_dtype("cpu"))  # as autocast would, before the 2D block copy: half the bytes
-        weight = channels_last(blockwise_weight(conv.weight))
-        bias = None if conv.bias is None else conv.bias.repeat(2 ** self.dims)
-        blocks = space_to_depth(x, conv.kernel_size)
+        widths = self.block_widths(x)
+        weight = channels_last(blockwise_weight(conv.weight, widths))
+        bias = None if conv.bias is None else conv.bias.repeat(math.prod(widths))
+        blocks = space_to_depth(x, conv.kernel_size, widths)
         if self.dims == 1:  # as ChannelsLastConv1d: a (1, k) Conv2d reads channels-fastest input in place
             y = conv1xk(blocks.unsqueeze(2), weight.unsqueeze(2), bias).squeeze(2)
         else:
             y = F.conv2d(blocks, weight, bias)
         if not torch.is_grad_enabled() or not y.requires_grad:
-            return max_of_views(list(y.chunk(2 ** self.dims, dim=1)), pool.relu)
+            return pooled_positions(max_of_views(list(y.chunk(2 ** self.dims, dim=1)), pool.relu), conv.out_channels)
         try:
-            return GroupMaxPool.apply(y, 2 ** self.dims, pool.relu)
+            return pooled_positions(GroupMaxPool.apply(y, 2 ** self.dims, pool.relu), conv.out_channels)
         except Exception as error:  # compiling failed (no C++ compiler): the two layers from now on
             CompiledPooling.fail(error)
             return super().forward(x)
+
+    def block_widths(self, x: torch.Tensor) -> tuple[int, ...]:
+        """Return the blocks' width per spatial dimension: 4 for a 1D bank of few filters in bf16 (module), or 2."""
+        conv = self[0]
+        pooled = (x.shape[-1] - conv.kernel_size[0] + 1) // 2
+        if self.dims == 1 and conv.out_channels < GROUP_MIN_CHANNELS and pooled % 2 == 0 and cpu_bf16_autocast():
+            return (4,)
+        return (2,) * self.dims
 
     def takes_blocks(self, x: torch.Tensor) -> bool:
         """Return True where this input runs as one convolution over blocks (see the class)."""

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from common.cpu_linear import DenseStack, OneDnnLinear
+from common.dropout import Dropout
 from common.errors import DataError
 from common.paths import data_path
 
@@ -373,7 +374,7 @@ def keras_sequential(source: str | Path | KerasModel) -> nn.Sequential:
         elif layer.kind == "Flatten":
             layers.append(nn.Flatten())
         elif layer.kind == "Dropout":
-            layers.append(nn.Dropout(c.get("rate", 0.0)))
+            layers.append(Dropout(c.get("rate", 0.0)))
         if layer.kind == "Activation" or (layer.kind in WEIGHTED and c.get("activation", "linear") != "linear"):
             layers += _activation(c["activation"])
     model = DenseStack(*layers)  # its Dense + ReLU pairs predict in one pass

@@ -8,6 +8,7 @@ from torch import nn
 
 from common.blockwise import ConvMaxPool
 from common.checkpoints import remember_init_args
+from common.dropout import Dropout
 from common.errors import DataError
 from common.memory_format import ChannelsLastConv1d, FlattenLinear, cat_channels
 from common.pooling import HalvingMaxPool
@@ -22,7 +23,7 @@ def dense_block(channels: int, length: int, units: int, activation: str, dropout
     keeps the Dense at index 1, where checkpoints and keras imports name it (dense.1.weight).
     """
     return nn.Sequential(nn.Identity(), FlattenLinear(channels, length, units), ACTIVATIONS[activation](),
-                         nn.Dropout(dropout))
+                         Dropout(dropout))
 
 
 def check_length(x: torch.Tensor, length: int) -> None:

@@ -15,6 +15,7 @@ from torchvision.models import resnet18
 from common.blockwise import ConvMaxPool
 from common.checkpoints import remember_init_args
 from common.cpu_linear import DenseStack, OneDnnLinear
+from common.dropout import Dropout
 from common.errors import DataError
 from common.pooling import HalvingMaxPool
 
@@ -102,7 +103,7 @@ class CourseCNN(nn.Module):
             height, width = (height - kernel_size + 1) // 2, (width - kernel_size + 1) // 2
         self.flat_features = filters[-1] * height * width
         self.dense = DenseStack(nn.Flatten(), OneDnnLinear(self.flat_features, dense),
-                                ACTIVATIONS[dense_activation](), nn.Dropout(dropout))
+                                ACTIVATIONS[dense_activation](), Dropout(dropout))
         self.out_features, self.input_shape = dense, tuple(input_shape)
         keras_init(self)  # keras' defaults; PyTorch's smaller default weights make the course net start slowly
 
@@ -146,7 +147,7 @@ class BatchNormCNN(nn.Module):
                 stages.append(HalvingMaxPool(2))
             stages.append(conv_bn_block(a, b, stride=1 if i else stem_stride))
         self.features = nn.Sequential(*stages)
-        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout))
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), Dropout(dropout))
         self.out_features = widths[-1]
 
     @property

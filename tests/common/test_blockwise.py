@@ -30,6 +30,17 @@ def integer_input(shape: tuple[int, ...], requires_grad: bool = True) -> torch.T
     return x.requires_grad_(requires_grad)
 
 
+def backward_nodes(y: torch.Tensor) -> set[str]:
+    """Return the names of every node of y's backward graph."""
+    seen, todo = set(), [y.grad_fn]
+    while todo:
+        node = todo.pop()
+        if node is not None and node not in seen:
+            seen.add(node)
+            todo += [parent for parent, _ in node.next_functions]
+    return {type(node).__name__ for node in seen}
+
+
 def layers(block: ConvMaxPool) -> nn.Sequential:
     """Return the same conv and pooling as plain layers: PyTorch's convolution, max-pooling and ReLU."""
     pool = F.max_pool1d if block.dims == 1 else F.max_pool2d
@@ -45,8 +56,10 @@ def outputs_and_gradients(function, block: ConvMaxPool, x: torch.Tensor) -> list
 
 
 CASES = [  # (conv, input shape): odd and even sizes, kernels of odd and even width, 1D and 2D
-    (lambda: ChannelsLastConv1d(4, 6, 5), (3, 4, 200)),
-    (lambda: ChannelsLastConv1d(5, 7, 4), (2, 5, 15)),
+    (lambda: ChannelsLastConv1d(4, 6, 5), (3, 4, 200)),  # 1D: 4-wide blocks (few filters, even pooled length) ...
+    (lambda: ChannelsLastConv1d(5, 7, 4), (2, 5, 15)),  # ... reaching past the input
+    (lambda: ChannelsLastConv1d(4, 6, 3), (2, 4, 13)),  # 2-wide: odd pooled length
+    (lambda: ChannelsLastConv1d(3, 32, 3), (2, 3, 18)),  # 2-wide: as many filters as GROUP_MIN_CHANNELS
     (lambda: nn.Conv2d(3, 5, 5), (2, 3, 18, 21)),
     (lambda: nn.Conv2d(4, 6, 3), (2, 4, 11, 10)),
 ]
@@ -58,12 +71,12 @@ CASES = [  # (conv, input shape): odd and even sizes, kernels of odd and even wi
 def test_training_through_blocks_gives_the_layers_values_and_gradients(case, relu, monkeypatch):
     """Compiled for real: with exact sums and ties everywhere, values and all three gradients are PyTorch's."""
     monkeypatch.setattr(CompiledPooling, "training_steps", math.inf)
-    monkeypatch.setattr(blockwise, "blocks_pay_in_training", lambda dims: True)  # 2D too, outside bf16 autocast
+    monkeypatch.setattr(blockwise, "cpu_bf16_autocast", lambda: True)  # 2D blocks and 4-wide 1D ones in float64 too
     monkeypatch.setattr(CompiledPooling, "failure", None)
     conv, shape = case
     block = ConvMaxPool(integer_layer(conv()), relu=relu)
     x = integer_input(shape)
-    assert type(block(x).grad_fn).__name__ == "GroupMaxPoolBackward"
+    assert "GroupMaxPoolBackward" in backward_nodes(block(x))
     got, expected = outputs_and_gradients(block, block, x), outputs_and_gradients(layers(block), block, x)
     for value, reference in zip(got, expected):
         assert torch.equal(value, reference)
@@ -74,6 +87,7 @@ def test_training_through_blocks_gives_the_layers_values_and_gradients(case, rel
 def test_prediction_through_blocks_gives_the_layers_values(case, monkeypatch):
     """At inference the blocks are taken without compiling (here for every channel count, to test each shape)."""
     monkeypatch.setitem(blockwise.BLOCKS_MAX_CHANNELS, "inference", 8)
+    monkeypatch.setattr(blockwise, "cpu_bf16_autocast", lambda: True)  # 4-wide 1D blocks in float64 too
     conv, shape = case
     block = ConvMaxPool(integer_layer(conv()))
     x = integer_input(shape, requires_grad=False)
@@ -135,6 +149,20 @@ def test_blocks_are_taken_only_where_they_pay_and_nothing_watches_the_layers(mon
     handle.remove()
     assert seen == [(2, 8, 16, 20)]  # a hook on the convolution sees its whole output
 
+
+
+def test_a_1d_bank_of_few_filters_takes_4_wide_blocks_where_the_pooled_length_is_even():
+    """In bf16 the motif CNN's 20 filters (pooled 98) take 4-wide blocks; its 64, odd lengths and float32: 2-wide."""
+    from motifs.models import CourseCNN
+
+    first, second = CourseCNN().features
+    windows = channels_last(torch.rand(2, 4, 200))
+    assert first.block_widths(windows) == (2,)  # float32
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert first.block_widths(windows) == (4,)
+        assert first.block_widths(channels_last(torch.rand(2, 4, 198))) == (2,)  # 97 pooled positions
+        assert second.block_widths(channels_last(torch.rand(2, 20, 98))) == (2,)
+        assert ConvMaxPool(nn.Conv2d(3, 8, 5)).block_widths(torch.rand(2, 3, 20, 24)) == (2, 2)
 
 
 def test_a_backward_hook_and_a_trainable_bias_keep_the_layers(monkeypatch):

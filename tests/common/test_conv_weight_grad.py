@@ -13,7 +13,7 @@ from common import conv_weight_grad
 from common.conv_weight_grad import ProductGradConvTranspose2d, window_rows
 from common.memory_format import ChannelsLastConv1d, channels_last
 from common.pooling import CompiledPooling
-from tests.common.test_blockwise import integer_input, integer_layer
+from tests.common.test_blockwise import backward_nodes, integer_input, integer_layer
 
 PRODUCTS = "ConvWeightGradByProductsBackward"
 
@@ -26,17 +26,6 @@ def integer_float32(layer: nn.Module) -> nn.Module:
 def float32_input(shape: tuple[int, ...]) -> torch.Tensor:
     """Return channels-fastest float32 0s and 1s (test_blockwise's) that need a gradient."""
     return integer_input(shape, requires_grad=False).float().requires_grad_()
-
-
-def backward_nodes(y: torch.Tensor) -> set[str]:
-    """Return the names of every node of y's backward graph."""
-    names, todo = set(), [y.grad_fn]
-    while todo:
-        node = todo.pop()
-        if node is not None and type(node).__name__ not in names:
-            names.add(type(node).__name__)
-            todo += [parent for parent, _ in node.next_functions]
-    return names
 
 
 def gradients(function, conv: nn.Module, x: torch.Tensor) -> tuple[set[str], list[torch.Tensor]]:
