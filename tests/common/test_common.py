@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler
 
 from common import paths
 from common.cli import check_checkpoint_model, run_command_line
-from common.data import BatchTensors, batch_loader, group_split_indices, random_split_indices
+from common.data import (BatchTensors, RangeBatchSampler, batch_loader, group_split_indices, keep_batch,
+                         random_split_indices)
 from common.devices import resolve_accelerator, resolve_precision
 from common.errors import ConfigError, DataError
 from common.paths import course_data, data_root
@@ -163,7 +165,7 @@ def test_a_checkpoint_is_checked_against_the_model_the_config_builds(tmp_path):
         check_checkpoint_model(tmp_path / "junk.ckpt", classifier)
 
 
-def test_ordered_loaders_hand_out_ranges_and_shuffled_ones_index_lists():
+def test_ordered_loaders_hand_out_ranges_and_shuffled_ones_index_tensors():
     dataset = BatchTensors(torch.arange(10).float())
     ordered = batch_loader(dataset, 4)
     assert list(ordered.batch_sampler) == [range(0, 4), range(4, 8), range(8, 10)]
@@ -172,9 +174,22 @@ def test_ordered_loaders_hand_out_ranges_and_shuffled_ones_index_lists():
     in_worker = list(batch_loader(dataset, 4, num_workers=1))  # rows are copied there, not shipped as views
     assert [b[0].tolist() for b in in_worker] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
     assert all(b[0].untyped_storage().nbytes() == b[0].numel() * 4 for b in in_worker)  # not the whole set's
-    torch.manual_seed(0)
-    shuffled = list(batch_loader(dataset, 4, shuffle=True).batch_sampler)
-    assert all(isinstance(b, list) for b in shuffled) and sorted(sum(shuffled, [])) == list(range(10))
+    for drop_last in (False, True):  # the batches, in the order, of torch's BatchSampler over the same RandomSampler
+        torch.manual_seed(0)
+        shuffled = list(batch_loader(dataset, 4, shuffle=True, drop_last=drop_last).batch_sampler)
+        after = torch.rand(1)
+        torch.manual_seed(0)
+        lists = list(BatchSampler(RandomSampler(dataset), 4, drop_last))
+        assert all(isinstance(b, torch.Tensor) for b in shuffled) and [b.tolist() for b in shuffled] == lists
+        assert torch.equal(torch.rand(1), after)  # both drew the same from the global generator
+    torch.manual_seed(1)
+    batches = [b[0].tolist() for b in batch_loader(dataset, 4, shuffle=True)]
+    torch.manual_seed(1)
+    lists = DataLoader(dataset, batch_sampler=BatchSampler(RandomSampler(dataset), 4, False), collate_fn=keep_batch)
+    assert batches == [b[0].tolist() for b in lists]
+    generator = torch.Generator().manual_seed(2)  # a sampler with a generator of its own: torch's lists
+    lists = RangeBatchSampler(RandomSampler(dataset, generator=generator), 4, False)
+    assert all(isinstance(b, list) for b in lists) and sorted(sum(list(lists), [])) == list(range(10))
 
 
 def test_a_process_group_left_open_is_closed_at_exit():

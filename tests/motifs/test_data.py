@@ -53,6 +53,39 @@ def test_synthetic_default_three_classes_split_by_chromosome():
     assert "synthetic" in data.data_source
 
 
+@pytest.mark.parametrize("backbone", ["course", "multi-kernel"])
+def test_loaders_hold_uint8_windows_that_bf16_runs_take_in_bf16_and_train_as_with_float32(tmp_path, monkeypatch,
+                                                                                           backbone):
+    """uint8 one-hot in the loaders; made bf16 for the CNNs under bf16-mixed: weights and metrics as with float32."""
+    from common.classifier import Classifier
+    from common.trainer import build_trainer
+    from motifs.models import CourseCNN, MultiKernelCNN
+
+    data = MotifData(synthetic_per_class=40, batch_size=32, shift=3, reverse_complement=True)
+    data.setup("fit")
+    x, _ = next(iter(data.val_dataloader()))
+    assert x.dtype == torch.uint8 and x.stride(1) == 1
+    assert torch.equal(x.float(), data.splits["val"].tensors()[0][:32])
+    runs = {}
+    for windows in ("as the module takes them", "float32"):
+        if windows == "float32":
+            monkeypatch.setattr(Classifier, "input_dtype", lambda self: torch.float32)
+        torch.manual_seed(0)
+        make = CourseCNN(dense=8) if backbone == "course" else MultiKernelCNN(filters_per_kernel=4, dense=8)
+        model = Classifier(make, data.class_names, task="multiclass", channels_last=True)
+        seen = set()
+        model.backbone.register_forward_pre_hook(lambda module, args: seen.add(args[0].dtype))
+        trainer = build_trainer(max_epochs=1, accelerator="cpu", precision="bf16-mixed", default_root_dir=str(tmp_path),
+                                logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                                num_sanity_val_steps=0)
+        trainer.fit(model, data)
+        runs[windows] = seen, trainer.validate(model, data, verbose=False), model.state_dict()
+    (seen, metrics, weights), (seen_float32, metrics_float32, weights_float32) = runs.values()
+    assert seen == {torch.bfloat16} and seen_float32 == {torch.float32}
+    assert metrics == metrics_float32
+    assert all(torch.equal(weights[name], weights_float32[name]) for name in weights)
+
+
 def test_shuffled_negatives_stay_with_their_positive(tmp_path, peaks):
     data = make(tmp_path, sources={"A": peaks[0]}, task="binary", negatives=["shuffle"], negative_class="shuffled")
     assert data.class_names == ["shuffled", "A"]
