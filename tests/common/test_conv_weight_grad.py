@@ -122,3 +122,49 @@ def test_the_transposed_tap_products_are_taken_only_where_they_pay(case):
     with torch.no_grad():
         expected = F.conv_transpose2d(x, conv.weight, conv.bias, conv.stride, conv.padding)
     assert torch.allclose(y.float(), expected, atol=0.5)
+
+
+BIAS_BY_SUM = "ConvTransposeBiasGradBySumBackward"
+
+
+@pytest.mark.parametrize("layout", ["channels last", "channels first"])
+def test_a_transposed_convolution_off_the_products_sums_its_bias_gradient_with_pytorchs_values(layout):
+    """20 -> 20 (no products): the bias gradient is summed apart; with exact sums, every value is PyTorch's layer's."""
+    conv = integer_float32(ProductGradConvTranspose2d(20, 20, 3))
+    reference = nn.ConvTranspose2d(20, 20, 3)
+    reference.load_state_dict(conv.state_dict())
+    x = float32_input((3, 20, 6, 5))
+    if layout == "channels first":
+        x = x.detach().contiguous().requires_grad_()
+    nodes, got = gradients(conv, conv, x)
+    _, expected = gradients(reference, reference, x)
+    assert BIAS_BY_SUM in nodes and PRODUCTS not in nodes
+    for value, wanted in zip(got, expected):
+        assert value.shape == wanted.shape and torch.equal(value, wanted)
+
+
+def test_under_bf16_autocast_the_bias_sum_trains_as_autocast_and_its_layer_would():
+    conv = ProductGradConvTranspose2d(64, 20, 3)
+    reference = nn.ConvTranspose2d(64, 20, 3)
+    reference.load_state_dict(conv.state_dict())
+    x = channels_last(torch.rand(2, 64, 7, 6)).requires_grad_()
+    results = []
+    for layer in (conv, reference):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = layer(x)
+        results.append((y, *torch.autograd.grad(y.float().square().sum(), [x, layer.weight, layer.bias])))
+    assert BIAS_BY_SUM in backward_nodes(results[0][0]) and results[0][0].dtype == torch.bfloat16
+    for value, wanted in zip(*results):
+        assert value.dtype == wanted.dtype and torch.allclose(value.float(), wanted.float(), rtol=0.02, atol=0.05)
+
+
+@pytest.mark.parametrize("case", ["no bias", "padded", "strided", "output size", "no gradient"])
+def test_the_bias_sum_is_taken_only_for_plain_trained_layers_with_a_bias(case):
+    conv = integer_float32(ProductGradConvTranspose2d(20, 20, 3, bias=case != "no bias", padding=int(case == "padded"),
+                                                      stride=2 if case == "strided" else 1))
+    x = float32_input((2, 20, 6, 5))
+    with torch.set_grad_enabled(case != "no gradient"):
+        y = conv(x, [8, 7] if case == "output size" else None)
+    assert BIAS_BY_SUM not in backward_nodes(y)
+    with torch.no_grad():
+        assert torch.allclose(y, F.conv_transpose2d(x, conv.weight, conv.bias, conv.stride, conv.padding))
