@@ -94,6 +94,7 @@ class MotifData(L.LightningDataModule):
     Split by chromosome (default; names 'chrom:start-end') or at random, where overlapping regions
     and a positive's shuffled copy stay in one part. Any file may be given as
     "course:<relative>", a file inside the course data ($DEEPBIO_DATA, else ../shared/data).
+    Loaders hand out one-hot windows as uint8; on_after_batch_transfer makes them float.
     """
 
     def __init__(
