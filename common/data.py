@@ -103,6 +103,12 @@ def gather_rows(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return dense.index_select(0, index).permute(0, *(order.index(dim) + 1 for dim in range(1, t.dim())))
 
 
+def input_dtype_of(trainer) -> torch.dtype:
+    """Return the dtype the trainer's module takes inputs in (its `input_dtype()`, as Classifier's), else float32."""
+    module = trainer.lightning_module if trainer is not None else None
+    return module.input_dtype() if hasattr(module, "input_dtype") else torch.float32
+
+
 def keep_batch(batch):
     """Collate function for BatchTensors: the batch is already stacked."""
     return batch

@@ -10,7 +10,7 @@ import lightning as L
 import numpy as np
 import torch
 
-from common.data import BatchTensors, batch_loader, group_split_indices
+from common.data import BatchTensors, batch_loader, group_split_indices, input_dtype_of
 from common.errors import ConfigError, DataError
 from common.paths import shown_path
 from motifs.augment import random_reverse_complement, random_shift
@@ -443,8 +443,7 @@ class MotifData(L.LightningDataModule):
         0s and 1s are exact in either. Training batches then get a random shift and reverse complement.
         """
         x, *rest = batch
-        module = self.trainer.lightning_module if self.trainer is not None else None
-        x = x.to(module.input_dtype() if hasattr(module, "input_dtype") else torch.float32)
+        x = x.to(input_dtype_of(self.trainer))
         if self.trainer is not None and self.trainer.training:
             x = random_shift(x, self.hparams.shift)
             if self.hparams.reverse_complement:

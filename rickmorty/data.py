@@ -13,7 +13,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
 
-from common.data import BatchTensors, batch_loader, group_split_indices, random_split_indices
+from common.data import BatchTensors, batch_loader, group_split_indices, input_dtype_of, random_split_indices
 from common.devices import available_cpu_cores
 from common.errors import ConfigError, DataError
 from common.paths import course_data, data_path, shown_path
@@ -332,9 +332,7 @@ class FrameData(L.LightningDataModule):
         float32, or the run's autocast dtype for a Classifier whose backbone takes it (Classifier.input_dtype).
         """
         x, *rest = batch
-        module = self.trainer.lightning_module if self.trainer is not None else None
-        dtype = module.input_dtype() if hasattr(module, "input_dtype") else torch.float32
-        return (as_float(x, dtype), *rest)
+        return (as_float(x, input_dtype_of(self.trainer)), *rest)
 
     def _read_predict_dir(self) -> None:
         if self.predict_dir is None:

@@ -27,6 +27,28 @@ def unavailable(message: str) -> None:
     pytest.skip(message)
 
 
+def bf16_fits_as_taken_and_in_float32(make_model, data, tmp_path, monkeypatch) -> list[tuple[set, list, dict]]:
+    """Fit and validate a fresh Classifier from make_model() under bf16-mixed twice, inputs first in the dtype it
+    takes (Classifier.input_dtype), then in float32; return each run's (dtypes its backbone saw, metrics, weights)."""
+    from common.classifier import Classifier
+    from common.trainer import build_trainer
+
+    runs = []
+    for inputs in ("as the module takes them", "float32"):
+        if inputs == "float32":
+            monkeypatch.setattr(Classifier, "input_dtype", lambda self: torch.float32)
+        torch.manual_seed(0)
+        model = make_model()
+        seen = set()
+        model.backbone.register_forward_pre_hook(lambda module, args: seen.add(args[0].dtype))
+        trainer = build_trainer(max_epochs=1, accelerator="cpu", precision="bf16-mixed", default_root_dir=str(tmp_path),
+                                logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                                num_sanity_val_steps=0)
+        trainer.fit(model, data)
+        runs.append((seen, trainer.validate(model, data, verbose=False), model.state_dict()))
+    return runs
+
+
 @pytest.fixture(scope="session")
 def course_data() -> Path:
     """Return the real course data folder; fail in CI when it is missing, skip elsewhere."""

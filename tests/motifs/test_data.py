@@ -10,6 +10,7 @@ from motifs.background import merge_regions, overlaps
 from motifs.data import MotifData
 from motifs.encode import gc_content
 from motifs.shuffle import dinucleotide_counts
+from tests.conftest import bf16_fits_as_taken_and_in_float32
 
 
 def random_dna(rng, n, gc=0.4):
@@ -58,7 +59,6 @@ def test_loaders_hold_uint8_windows_that_bf16_runs_take_in_bf16_and_train_as_wit
                                                                                            backbone):
     """uint8 one-hot in the loaders; made bf16 for the CNNs under bf16-mixed: weights and metrics as with float32."""
     from common.classifier import Classifier
-    from common.trainer import build_trainer
     from motifs.models import CourseCNN, MultiKernelCNN
 
     data = MotifData(synthetic_per_class=40, batch_size=32, shift=3, reverse_complement=True)
@@ -66,21 +66,12 @@ def test_loaders_hold_uint8_windows_that_bf16_runs_take_in_bf16_and_train_as_wit
     x, _ = next(iter(data.val_dataloader()))
     assert x.dtype == torch.uint8 and x.stride(1) == 1
     assert torch.equal(x.float(), data.splits["val"].tensors()[0][:32])
-    runs = {}
-    for windows in ("as the module takes them", "float32"):
-        if windows == "float32":
-            monkeypatch.setattr(Classifier, "input_dtype", lambda self: torch.float32)
-        torch.manual_seed(0)
-        make = CourseCNN(dense=8) if backbone == "course" else MultiKernelCNN(filters_per_kernel=4, dense=8)
-        model = Classifier(make, data.class_names, task="multiclass", channels_last=True)
-        seen = set()
-        model.backbone.register_forward_pre_hook(lambda module, args: seen.add(args[0].dtype))
-        trainer = build_trainer(max_epochs=1, accelerator="cpu", precision="bf16-mixed", default_root_dir=str(tmp_path),
-                                logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                                num_sanity_val_steps=0)
-        trainer.fit(model, data)
-        runs[windows] = seen, trainer.validate(model, data, verbose=False), model.state_dict()
-    (seen, metrics, weights), (seen_float32, metrics_float32, weights_float32) = runs.values()
+    def model():
+        backbone_ = CourseCNN(dense=8) if backbone == "course" else MultiKernelCNN(filters_per_kernel=4, dense=8)
+        return Classifier(backbone_, data.class_names, task="multiclass", channels_last=True)
+
+    (seen, metrics, weights), (seen_float32, metrics_float32, weights_float32) = bf16_fits_as_taken_and_in_float32(
+        model, data, tmp_path, monkeypatch)
     assert seen == {torch.bfloat16} and seen_float32 == {torch.float32}
     assert metrics == metrics_float32
     assert all(torch.equal(weights[name], weights_float32[name]) for name in weights)

@@ -15,6 +15,7 @@ from rickmorty.augment import augmentation
 from rickmorty.data import FrameData, presence_targets, take_groups, target_tensor
 from rickmorty.images import FRAME_SIZE, read_frame
 from rickmorty.sources import read_label_rows
+from tests.conftest import bf16_fits_as_taken_and_in_float32
 
 
 def test_presence_targets_per_task():
@@ -183,27 +184,14 @@ def test_uint8_frames_scale_to_a_half_dtype_as_autocast_casts_the_float32_ones(d
 def test_bf16_runs_give_takers_bf16_frames_and_train_and_validate_as_with_float32_frames(tmp_path, monkeypatch,
                                                                                          backbone):
     from common.classifier import Classifier
-    from common.trainer import build_trainer
     from rickmorty.models import CourseCNN, DenseBaseline, ResNetBackbone
 
     make = {"dense": lambda: DenseBaseline(units=(8,)), "cnn": lambda: CourseCNN(dense=8),
             "resnet": ResNetBackbone}[backbone]
     data = FrameData(None, task="binary", synthetic_count=40, batch_size=8)
     data.setup("fit")
-    runs = {}
-    for frames in ("as the module takes them", "float32"):
-        if frames == "float32":
-            monkeypatch.setattr(Classifier, "input_dtype", lambda self: torch.float32)
-        torch.manual_seed(0)
-        model = Classifier(make(), data.class_names, channels_last=backbone == "cnn")
-        seen = set()
-        model.backbone.register_forward_pre_hook(lambda module, args: seen.add(args[0].dtype))
-        trainer = build_trainer(max_epochs=1, accelerator="cpu", precision="bf16-mixed", default_root_dir=str(tmp_path),
-                                logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                                num_sanity_val_steps=0)
-        trainer.fit(model, data)
-        runs[frames] = seen, trainer.validate(model, data, verbose=False), model.state_dict()
-    (seen, metrics, weights), (seen_float32, metrics_float32, weights_float32) = runs.values()
+    (seen, metrics, weights), (seen_float32, metrics_float32, weights_float32) = bf16_fits_as_taken_and_in_float32(
+        lambda: Classifier(make(), data.class_names, channels_last=backbone == "cnn"), data, tmp_path, monkeypatch)
     assert seen_float32 == {torch.float32}
     assert seen == ({torch.float32} if backbone == "resnet" else {torch.bfloat16})
     assert metrics == metrics_float32
